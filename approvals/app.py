@@ -1,0 +1,53 @@
+"""The Litestar application: routes, error handlers and the service lifecycle."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from approvals import __version__
+from approvals.config import Settings
+from approvals.db import parse_url
+from approvals.errors import exception_handlers
+from approvals.events.routes import get_event, get_events, post_events
+from approvals.ops import healthz, metrics, readyz
+from approvals.services import Services
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application for ``settings`` (the environment by default)."""
+    settings = settings or Settings.from_env()
+    url = parse_url(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services.build(settings, url)
+        app.state.services = services
+        await services.start()
+        # Thousands of long-lived stream objects make full collections stall the
+        # loop for hundreds of milliseconds; freeze start-up objects and collect less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    handlers: list[Any] = [post_events, get_events, get_event, healthz, readyz, metrics]
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="approvals",
+            version=__version__,
+            path="/schema",
+        ),
+    )

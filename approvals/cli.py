@@ -1,0 +1,118 @@
+"""The ``approvals`` command line: serve, keys, and the rest."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import URL
+
+from approvals.config import Settings
+from approvals.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
+
+app = typer.Typer(help="Human-in-the-loop approvals for AI agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _database() -> tuple[Settings, URL]:
+    settings = Settings.from_env()
+    try:
+        url = parse_url(settings.database_url)
+    except DatabaseUrlError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    migrate(url)
+    return settings, url
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Migrate the database, then serve the API, streams and dashboard."""
+    import uvicorn
+
+    from approvals.app import create_app
+
+    settings, url = _database()
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    typer.echo(f"approvals: database {url.render_as_string(hide_password=True)}", err=True)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=2,
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name for the key, shown as resolvedBy.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            help="events:read, events:write, approvals:read, approvals:resolve or admin.",
+        ),
+    ],
+) -> None:
+    """Create an API key; the key is the last line printed."""
+    from approvals.auth.keys import KeyError_, create_key
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            key = create_key(conn, name, scope)
+    except KeyError_ as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Created key {name!r} with scopes {', '.join(sorted(set(scope)))}.")
+    typer.echo("Store it now: it is kept only as a hash and cannot be shown again.")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: name, prefix, scopes, created and revoked dates."""
+    from approvals.auth.keys import list_keys
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = list_keys(conn)
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("No keys yet: approvals keys create NAME --scope SCOPE")
+    for row in rows:
+        state = f"revoked {row['revokedAt']}" if row["revokedAt"] else "active"
+        typer.echo(f"{row['name']}\t{row['prefix']}…\t{row['scopes']}\t{row['createdAt']}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key; requests with it are refused from now on."""
+    from approvals.auth.keys import KeyError_, revoke_key
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            revoke_key(conn, name)
+    except KeyError_ as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Revoked key {name!r}.")

@@ -1,0 +1,107 @@
+"""Database engines, SQLite pragmas and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 7_400_001  # pg_advisory_lock key held while migrating
+
+
+class DatabaseUrlError(ValueError):
+    """The configured database URL is not one this service can use."""
+
+
+def parse_url(raw: str) -> URL:
+    """Parse ``sqlite:///…`` or ``postgresql://…`` into a SQLAlchemy URL."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:
+        raise DatabaseUrlError(f"APPROVALS_DATABASE_URL is not a URL: {raw!r}") from exc
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseUrlError(
+            f"APPROVALS_DATABASE_URL must start with sqlite:/// or postgresql://, got {backend}"
+        )
+    return url
+
+
+def is_postgres(url: URL) -> bool:
+    """Tell whether the URL names a PostgreSQL database."""
+    return url.get_backend_name() == "postgresql"
+
+
+def sync_url(url: URL) -> URL:
+    """The URL with the synchronous driver this service uses."""
+    if is_postgres(url):
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername="sqlite+pysqlite")
+
+
+def async_url(url: URL) -> URL:
+    """The URL with the asyncio driver this service uses."""
+    if is_postgres(url):
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername="sqlite+aiosqlite")
+
+
+def libpq_dsn(url: URL) -> str:
+    """A plain ``postgresql://`` DSN for psycopg's own connections (LISTEN)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_async_engine(url: URL) -> AsyncEngine:
+    """Create the service's asyncio engine."""
+    if is_postgres(url):
+        return create_async_engine(
+            async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True
+        )
+    engine = create_async_engine(async_url(url), pool_size=5, max_overflow=10)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_sync_engine(url: URL) -> Engine:
+    """Create a synchronous engine (migrations and the command line)."""
+    engine = create_engine(sync_url(url))
+    if not is_postgres(url):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(url: URL) -> None:
+    """Bring the database schema up to date (safe with several processes)."""
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            if is_postgres(url):
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                connection.commit()
+            try:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                if is_postgres(url):
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                    connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""The append-only event log, its broker and its SSE stream."""

@@ -1,0 +1,240 @@
+"""The one writer of events (``EventLog.transaction``) and the resume reader.
+
+Ordering: every write transaction first updates the single ``log_head`` row.
+That row lock is held until commit, so transactions that append take their
+positions one after another and commit in that same order; a reader that has
+seen position N and reads ``id > N`` can never miss a row committed later with
+a smaller id. On SQLite the update also takes the write lock up front, so
+concurrent writers queue on ``busy_timeout`` instead of failing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from approvals.clock import now_iso
+from approvals.events.filters import EventFilter
+from approvals.events.models import Event, LogHead
+from approvals.events.schema import to_json
+
+events_table = Event.__table__  # type: ignore[attr-defined]
+head_table = LogHead.__table__  # type: ignore[attr-defined]
+NOTIFY_CHANNEL = "approvals_log"
+
+
+class AppendHook(Protocol):
+    """Feature code that acts on events as they are appended, in the same transaction."""
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Adjust rows (ids assigned) before they are inserted."""
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Write related rows after the events are inserted."""
+
+
+class LogTransaction:
+    """A database transaction that holds the log head; appends go through it."""
+
+    def __init__(self, conn: AsyncConnection, head: int, hooks: Sequence[AppendHook]) -> None:
+        self.conn = conn
+        self.start = head
+        self.head = head
+        self.hooks = hooks
+        self.appended: list[dict[str, Any]] = []
+        self.after_commit: list[Callable[[], Awaitable[None] | None]] = []
+
+    async def append(
+        self, rows: list[dict[str, Any]], *, run_hooks: bool = True
+    ) -> list[dict[str, Any]]:
+        """Append rows (column values); return each stored event's canonical JSON.
+
+        A row whose ``(source, external_id)`` is already stored is not appended
+        again: the first stored event is returned in its place.
+        """
+        now = now_iso()
+        for row in rows:
+            row.setdefault("source", "api")
+        existing = await self._existing(rows)
+        fresh: list[dict[str, Any]] = []
+        results: list[dict[str, Any] | None] = []
+        for row in rows:
+            key = (row["source"], row.get("external_id"))
+            if key[1] is not None and key in existing:
+                results.append(existing[key])
+                continue
+            self.head += 1
+            stored = {
+                "category": None,
+                "status": None,
+                "title": None,
+                "detail": None,
+                "agent_id": None,
+                "thread_id": None,
+                "run_id": None,
+                "external_id": None,
+                "cost_tokens": None,
+                "cost_usd": None,
+                "resolved_at": None,
+                "resolved_by": None,
+                "approval_id": None,
+                **row,
+                "id": self.head,
+            }
+            stored.setdefault("created_at", now)
+            if stored["created_at"] is None:
+                stored["created_at"] = now
+            fresh.append(stored)
+            results.append(None)
+            if key[1] is not None:
+                existing[key] = stored  # a repeat inside the same batch
+        if fresh and run_hooks:
+            for hook in self.hooks:
+                hook.prepare(self, fresh)
+        if fresh:
+            await self.conn.execute(insert(events_table), fresh)
+            if run_hooks:
+                for hook in self.hooks:
+                    await hook.after(self, fresh)
+            self.appended.extend(fresh)
+        out = []
+        fresh_iter = iter(fresh)
+        for result in results:
+            out.append(to_json(result if result is not None else next(fresh_iter)))
+        return out
+
+    async def _existing(self, rows: list[dict[str, Any]]) -> dict[tuple[Any, Any], Any]:
+        keys = {(r["source"], r["external_id"]) for r in rows if r.get("external_id") is not None}
+        if not keys:
+            return {}
+        found: dict[tuple[Any, Any], Any] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 200):
+            chunk = ordered[start : start + 200]
+            result = await self.conn.execute(
+                select(events_table).where(
+                    tuple_(events_table.c.source, events_table.c.external_id).in_(chunk)
+                )
+            )
+            for row in result.mappings():
+                found[(row["source"], row["external_id"])] = dict(row)
+        return found
+
+    async def update_event(self, event_id: int, **values: Any) -> None:
+        """Set an event's resolution fields (the one sanctioned change to a stored event)."""
+        await self.conn.execute(
+            update(events_table).where(events_table.c.id == event_id).values(**values)
+        )
+
+
+class EventLog:
+    """The append-only log: one writer path, one resume reader."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        postgres: bool,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.postgres = postgres
+        self.on_commit = on_commit
+        self.hooks: list[AppendHook] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[LogTransaction]:
+        """Open a write transaction that holds the log head until it commits."""
+        async with self.engine.connect() as conn:
+            await conn.begin()
+            try:
+                head = (
+                    await conn.execute(
+                        update(head_table)
+                        .where(head_table.c.id == 1)
+                        .values(last_id=head_table.c.last_id)
+                        .returning(head_table.c.last_id)
+                    )
+                ).scalar_one()
+                tx = LogTransaction(conn, head, self.hooks)
+                yield tx
+                if tx.head != tx.start:
+                    await conn.execute(
+                        update(head_table).where(head_table.c.id == 1).values(last_id=tx.head)
+                    )
+                    if self.postgres:
+                        await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+        if tx.appended and self.on_commit is not None:
+            self.on_commit([to_json(row) for row in tx.appended])
+        for callback in tx.after_commit:
+            result = callback()
+            if result is not None:
+                await result
+
+    async def append(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append rows in one transaction and return the stored events."""
+        async with self.transaction() as tx:
+            return await tx.append(rows)
+
+    async def get(self, event_id: int) -> dict[str, Any] | None:
+        """One event by position."""
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(events_table).where(events_table.c.id == event_id)))
+                .mappings()
+                .first()
+            )
+        return to_json(row) if row is not None else None
+
+    async def last_position(self) -> int:
+        """The highest committed position (0 for an empty log)."""
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.max(events_table.c.id)))).scalar()
+        return int(value or 0)
+
+    async def read_after(
+        self,
+        position: int,
+        *,
+        upto: int | None = None,
+        where: EventFilter | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Events after ``position`` (and up to ``upto``), oldest first."""
+        query = select(events_table).where(events_table.c.id > position)
+        if upto is not None:
+            query = query.where(events_table.c.id <= upto)
+        if where is not None:
+            query = query.where(where.where())
+        query = query.order_by(events_table.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [to_json(row) for row in rows]
+
+    async def tail(
+        self, count: int, *, upto: int | None = None, where: EventFilter | None = None
+    ) -> list[dict[str, Any]]:
+        """The last ``count`` matching events, oldest first."""
+        query = select(events_table)
+        if upto is not None:
+            query = query.where(events_table.c.id <= upto)
+        if where is not None:
+            query = query.where(where.where())
+        query = query.order_by(events_table.c.id.desc()).limit(count)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [to_json(row) for row in reversed(rows)]
+
+
+def new_id(prefix: str) -> str:
+    """A random public id such as ``apr_3kX9…``."""
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
