@@ -16,6 +16,7 @@ from approvals.db import parse_url
 from approvals.errors import exception_handlers
 from approvals.events.routes import get_event, get_events, post_events
 from approvals.ops import healthz, metrics, readyz
+from approvals.queue import routes as queue
 from approvals.services import Services
 
 
@@ -39,7 +40,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await services.stop()
 
-    handlers: list[Any] = [post_events, get_events, get_event, healthz, readyz, metrics]
+    handlers: list[Any] = [
+        post_events,
+        get_events,
+        get_event,
+        queue.open_approval,
+        queue.list_approvals,
+        queue.get_approval,
+        queue.decide,
+        queue.decide_many,
+        queue.create_policy,
+        queue.list_policies,
+        queue.delete_policy,
+        healthz,
+        readyz,
+        metrics,
+    ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

@@ -26,7 +26,7 @@ CODES = {
 class ApiError(Exception):
     """An error answered as JSON with a code and a message that says what to do."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, /, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -16,6 +16,8 @@ from approvals.events.broker import Broker
 from approvals.events.listener import listen
 from approvals.events.log import EventLog
 from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
+from approvals.queue.routes import expiry_loop
+from approvals.queue.service import OpenApprovals
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Services:
         broker = Broker(settings.broker_buffer)
         log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker))
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
+        log.hooks.append(OpenApprovals())
         return cls(settings, url, engine, log, broker)
 
     async def start(self) -> None:
@@ -48,6 +51,7 @@ class Services:
         )
         if is_postgres(self.url):
             self.tasks.append(asyncio.create_task(listen(libpq_dsn(self.url), self.broker)))
+        self.tasks.append(asyncio.create_task(expiry_loop(self)))
 
     async def stop(self) -> None:
         """Stop background work and close the engine."""

@@ -41,8 +41,15 @@ class AppendHook(Protocol):
 class LogTransaction:
     """A database transaction that holds the log head; appends go through it."""
 
-    def __init__(self, conn: AsyncConnection, head: int, hooks: Sequence[AppendHook]) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        head: int,
+        hooks: Sequence[AppendHook],
+        actor: str | None = None,
+    ) -> None:
         self.conn = conn
+        self.actor = actor  # the principal on whose behalf this transaction writes
         self.start = head
         self.head = head
         self.hooks = hooks
@@ -148,7 +155,7 @@ class EventLog:
         self.hooks: list[AppendHook] = []
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[LogTransaction]:
+    async def transaction(self, actor: str | None = None) -> AsyncIterator[LogTransaction]:
         """Open a write transaction that holds the log head until it commits."""
         async with self.engine.connect() as conn:
             await conn.begin()
@@ -161,7 +168,7 @@ class EventLog:
                         .returning(head_table.c.last_id)
                     )
                 ).scalar_one()
-                tx = LogTransaction(conn, head, self.hooks)
+                tx = LogTransaction(conn, head, self.hooks, actor)
                 yield tx
                 if tx.head != tx.start:
                     await conn.execute(
@@ -180,9 +187,11 @@ class EventLog:
             if result is not None:
                 await result
 
-    async def append(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def append(
+        self, rows: list[dict[str, Any]], actor: str | None = None
+    ) -> list[dict[str, Any]]:
         """Append rows in one transaction and return the stored events."""
-        async with self.transaction() as tx:
+        async with self.transaction(actor) as tx:
             return await tx.append(rows)
 
     async def get(self, event_id: int) -> dict[str, Any] | None:

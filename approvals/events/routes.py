@@ -68,7 +68,7 @@ async def post_events(request: Request[Any, Any, Any]) -> Any:
     """Append one event or a JSON array of events in one transaction."""
     body = await read_json(request)
     rows = parse_batch(body)
-    stored = await request.app.state.services.log.append(rows)
+    stored = await request.app.state.services.log.append(rows, request.state.principal.name)
     return stored if isinstance(body, list) else stored[0]
 
 

@@ -1,0 +1,1 @@
+"""The approval queue: opening, deciding, expiring, and the policies that steer it."""

@@ -1,0 +1,78 @@
+"""Tables of the approval queue: approvals, reviewers' votes and policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Approval(SQLModel, table=True):
+    """One request for a human decision, opened by one request event."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        Index("ix_approvals_status_event", "status", "event_id"),
+        Index("ix_approvals_run", "run_id", "event_id"),
+        Index("ix_approvals_due", "status", "timeout_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    event_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("events.id"), unique=True, nullable=False)
+    )
+    status: str = Field(max_length=16)  # pending, approved, rejected, answered, expired
+    title: str | None = None
+    tool: str | None = Field(default=None, max_length=200)
+    arguments: Any | None = Field(default=None, sa_column=Column(JSON))
+    agent_id: str | None = Field(default=None, max_length=200)
+    thread_id: str | None = Field(default=None, max_length=200)
+    run_id: str | None = Field(default=None, max_length=200)
+    source: str = Field(max_length=200)
+    requested_by: str | None = Field(default=None, max_length=200)
+    callback_url: str | None = Field(default=None, max_length=2000)
+    timeout_at: str | None = Field(default=None, max_length=32)
+    on_timeout: str = Field(default="reject", max_length=16)
+    policy_id: str | None = Field(default=None, max_length=64)
+    min_approvals: int = 1
+    allow_self_approval: bool = False
+    reviewers: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: str = Field(max_length=32)
+    resolved_at: str | None = Field(default=None, max_length=32)
+    resolved_by: str | None = Field(default=None, max_length=200)
+    decision: str | None = Field(default=None, max_length=16)
+    comment: str | None = None
+    answer: str | None = None
+    edited_arguments: Any | None = Field(default=None, sa_column=Column(JSON))
+    resolution_event_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class Vote(SQLModel, table=True):
+    """One reviewer's approval toward a quorum."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("approval_id", "principal"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(foreign_key="approvals.id", max_length=64)
+    principal: str = Field(max_length=200)
+    decision: str = Field(max_length=16)
+    comment: str | None = None
+    created_at: str = Field(max_length=32)
+    event_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Policy(SQLModel, table=True):
+    """A rule for requests of one agent and/or one tool (either may be any)."""
+
+    __tablename__ = "policies"
+
+    id: str = Field(primary_key=True, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=200)
+    tool: str | None = Field(default=None, max_length=200)
+    action: str = Field(max_length=16)  # auto_approve, require, deny
+    min_approvals: int = 1
+    allow_self_approval: bool = False
+    reviewers: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: str = Field(max_length=32)

@@ -1,0 +1,426 @@
+"""Opening, deciding and expiring approvals, each in the transaction that logs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from approvals.clock import iso, now_iso
+from approvals.errors import ApiError, not_found
+from approvals.events.log import EventLog, LogTransaction, events_table, new_id
+from approvals.events.schema import to_json
+from approvals.queue import policy
+from approvals.queue.models import Approval, Policy, Vote
+
+approvals_table = Approval.__table__  # type: ignore[attr-defined]
+votes_table = Vote.__table__  # type: ignore[attr-defined]
+policies_table = Policy.__table__  # type: ignore[attr-defined]
+
+OPTIONS_KEY = "_approval"  # per-row options set by POST /v1/approvals, removed before insert
+FINAL = {"approve": "approved", "reject": "rejected", "answer": "answered"}
+SYSTEM_POLICY = "system:policy"
+SYSTEM_TIMEOUT = "system:timeout"
+
+
+def is_request(row: dict[str, Any]) -> bool:
+    """Tell whether an event asks for a human: a steering request or a pending approval."""
+    return row.get("type") == "steering_request" or row.get("status") == "pending_approval"
+
+
+class OpenApprovals:
+    """The append hook that opens one approval per request event."""
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Give each request event its approval id and pending status."""
+        for row in rows:
+            options = row.pop(OPTIONS_KEY, None)
+            if row.get("approval_id") is None and is_request(row):
+                row["approval_id"] = new_id("apr")
+                row["status"] = "pending_approval"
+                row[OPTIONS_KEY + "_opts"] = options or {}
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Insert the approvals, then apply auto-approve and deny policies."""
+        opened = [row for row in rows if OPTIONS_KEY + "_opts" in row]
+        if not opened:
+            return
+        rules = await load_rules(tx)
+        for row in opened:
+            options = row.pop(OPTIONS_KEY + "_opts")
+            detail = row.get("detail") or {}
+            tool = detail.get("tool") if isinstance(detail.get("tool"), str) else None
+            effective = policy.select(rules, row.get("agent_id"), tool)
+            timeout = options.get("timeout_seconds")
+            created = row["created_at"]
+            await tx.conn.execute(
+                insert(approvals_table).values(
+                    id=row["approval_id"],
+                    event_id=row["id"],
+                    status="pending",
+                    title=row.get("title"),
+                    tool=tool,
+                    arguments=detail.get("arguments"),
+                    agent_id=row.get("agent_id"),
+                    thread_id=row.get("thread_id"),
+                    run_id=row.get("run_id"),
+                    source=row["source"],
+                    requested_by=tx.actor,
+                    callback_url=options.get("callback_url"),
+                    timeout_at=iso(datetime.now(UTC) + timedelta(seconds=timeout))
+                    if timeout
+                    else None,
+                    on_timeout=options.get("on_timeout", "reject"),
+                    policy_id=effective.policy_id,
+                    min_approvals=effective.min_approvals,
+                    allow_self_approval=effective.allow_self_approval,
+                    reviewers=list(effective.reviewers) if effective.reviewers else None,
+                    created_at=created,
+                )
+            )
+            if effective.action == "auto_approve":
+                await finish(tx, row["approval_id"], "approve", SYSTEM_POLICY, request_row=row)
+            elif effective.action == "deny":
+                reason = f"denied by policy {effective.policy_id}"
+                await finish(
+                    tx, row["approval_id"], "reject", SYSTEM_POLICY, comment=reason, request_row=row
+                )
+
+
+async def load_rules(tx: LogTransaction) -> list[policy.Rule]:
+    """Every stored policy as a pure rule."""
+    rows = (await tx.conn.execute(select(policies_table))).mappings().all()
+    return [
+        policy.Rule(
+            id=r["id"],
+            agent_id=r["agent_id"],
+            tool=r["tool"],
+            action=r["action"],
+            min_approvals=r["min_approvals"],
+            allow_self_approval=r["allow_self_approval"],
+            reviewers=tuple(r["reviewers"]) if r["reviewers"] else None,
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def decide(
+    tx: LogTransaction,
+    approval_id: str,
+    *,
+    decision: str,
+    principal: str,
+    comment: str | None = None,
+    answer: str | None = None,
+    arguments: Any = None,
+) -> None:
+    """Record one reviewer's decision; raise 404, 403 or 409 without changing anything."""
+    row = await _load(tx, approval_id)
+    if row["status"] != "pending":
+        raise _conflict(row)
+    reason = policy.refusal(
+        principal=principal,
+        requested_by=row["requested_by"],
+        allow_self_approval=row["allow_self_approval"],
+        reviewers=row["reviewers"],
+    )
+    if reason is not None:
+        raise ApiError(403, "forbidden", reason)
+    if decision == "approve" and row["min_approvals"] > 1:
+        votes = await _votes(tx, approval_id)
+        if principal in [v["principal"] for v in votes]:
+            raise ApiError(
+                409,
+                "conflict",
+                f"{principal!r} already approved; {len(votes)} of "
+                f"{row['min_approvals']} approvals so far",
+            )
+        voters = [v["principal"] for v in votes] + [principal]
+        request = await _request_event(tx, row)
+        vote_event = (
+            await tx.append(
+                [
+                    _derived(
+                        request,
+                        "approval.vote",
+                        status="pending_approval",
+                        title=f"{principal} approved ({len(voters)} of {row['min_approvals']})",
+                        detail={
+                            "approvalId": approval_id,
+                            "requestEventId": str(row["event_id"]),
+                            "by": principal,
+                            "decision": "approve",
+                            "comment": comment,
+                            "approvals": len(voters),
+                            "needed": row["min_approvals"],
+                        },
+                    )
+                ],
+                run_hooks=False,
+            )
+        )[0]
+        await tx.conn.execute(
+            insert(votes_table).values(
+                approval_id=approval_id,
+                principal=principal,
+                decision="approve",
+                comment=comment,
+                created_at=vote_event["createdAt"],
+                event_id=int(vote_event["id"]),
+            )
+        )
+        if not policy.tally(row["min_approvals"], voters):
+            return
+    await finish(
+        tx,
+        approval_id,
+        decision,
+        principal,
+        comment=comment,
+        answer=answer,
+        arguments=arguments,
+    )
+
+
+async def finish(
+    tx: LogTransaction,
+    approval_id: str,
+    decision: str,
+    resolved_by: str,
+    *,
+    comment: str | None = None,
+    answer: str | None = None,
+    arguments: Any = None,
+    expired: bool = False,
+    request_row: dict[str, Any] | None = None,
+) -> None:
+    """Resolve an approval: its row, its request event, and a new resolution event."""
+    row = await _load(tx, approval_id)
+    status = "expired" if expired else FINAL[decision]
+    at = now_iso()
+    request = request_row if request_row is not None else await _request_event(tx, row)
+    votes = await _votes(tx, approval_id)
+    event_type = "approval.expired" if expired else "approval.resolved"
+    verb = {"approved": "Approved", "rejected": "Rejected", "answered": "Answered"}
+    title = (
+        f"Expired ({'approved' if decision == 'approve' else 'rejected'} on timeout)"
+        if expired
+        else f"{verb[status]} by {resolved_by}"
+    )
+    resolution = (
+        await tx.append(
+            [
+                _derived(
+                    request,
+                    event_type,
+                    status=status,
+                    title=f"{title}: {row['title'] or ''}".rstrip(": "),
+                    detail={
+                        "approvalId": approval_id,
+                        "requestEventId": str(row["event_id"]),
+                        "decision": decision,
+                        "outcome": "approved"
+                        if decision == "approve"
+                        else "rejected"
+                        if decision == "reject"
+                        else "answered",
+                        "comment": comment,
+                        "answer": answer,
+                        "arguments": arguments,
+                        "originalArguments": row["arguments"],
+                        "votes": [v["principal"] for v in votes],
+                        "tool": row["tool"],
+                    },
+                    resolved_at=at,
+                    resolved_by=resolved_by,
+                )
+            ],
+            run_hooks=False,
+        )
+    )[0]
+    await tx.conn.execute(
+        update(approvals_table)
+        .where(approvals_table.c.id == approval_id, approvals_table.c.status == "pending")
+        .values(
+            status=status,
+            resolved_at=at,
+            resolved_by=resolved_by,
+            decision=decision,
+            comment=comment,
+            answer=answer,
+            edited_arguments=arguments,
+            resolution_event_id=int(resolution["id"]),
+        )
+    )
+    await tx.update_event(row["event_id"], status=status, resolved_at=at, resolved_by=resolved_by)
+    if request_row is not None:
+        request_row.update(status=status, resolved_at=at, resolved_by=resolved_by)
+    for hook in tx.hooks:
+        on_resolved = getattr(hook, "resolved", None)
+        if on_resolved is not None:
+            await on_resolved(tx, row, resolution)
+
+
+def _derived(request: dict[str, Any], event_type: str, **values: Any) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "category": "approval",
+        "source": "approvals",
+        "agent_id": request.get("agent_id"),
+        "thread_id": request.get("thread_id"),
+        "run_id": request.get("run_id"),
+        "approval_id": request.get("approval_id"),
+        **values,
+    }
+
+
+async def _load(tx: LogTransaction, approval_id: str) -> dict[str, Any]:
+    row = (
+        (await tx.conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise not_found(f"approval {approval_id}")
+    return dict(row)
+
+
+async def _request_event(tx: LogTransaction, row: dict[str, Any]) -> dict[str, Any]:
+    event = (
+        (await tx.conn.execute(select(events_table).where(events_table.c.id == row["event_id"])))
+        .mappings()
+        .one()
+    )
+    return dict(event)
+
+
+async def _votes(tx: LogTransaction, approval_id: str) -> list[dict[str, Any]]:
+    rows = await tx.conn.execute(
+        select(votes_table)
+        .where(votes_table.c.approval_id == approval_id)
+        .order_by(votes_table.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def _conflict(row: dict[str, Any]) -> ApiError:
+    by = row["resolved_by"]
+    if row["status"] == "expired":
+        message = f"approval {row['id']} expired at {row['resolved_at']}"
+    else:
+        message = (
+            f"approval {row['id']} was already {row['status']} by {by} at {row['resolved_at']}"
+        )
+    return ApiError(
+        409,
+        "conflict",
+        message,
+        status=row["status"],
+        resolvedBy=by,
+        resolvedAt=row["resolved_at"],
+    )
+
+
+async def expire_due(log: EventLog, now: str | None = None) -> int:
+    """Resolve every pending approval whose deadline has passed; return how many."""
+    moment = now or now_iso()
+    async with log.engine.connect() as conn:
+        due = (
+            await conn.execute(
+                select(approvals_table.c.id, approvals_table.c.on_timeout)
+                .where(
+                    approvals_table.c.status == "pending",
+                    approvals_table.c.timeout_at.is_not(None),
+                    approvals_table.c.timeout_at <= moment,
+                )
+                .order_by(approvals_table.c.timeout_at)
+                .limit(500)
+            )
+        ).all()
+    done = 0
+    for approval_id, on_timeout in due:
+        async with log.transaction(SYSTEM_TIMEOUT) as tx:
+            row = await _load(tx, approval_id)
+            if row["status"] != "pending":
+                continue  # another process, or a human, got there first
+            decision = "approve" if on_timeout == "approve" else "reject"
+            await finish(tx, approval_id, decision, SYSTEM_TIMEOUT, expired=True)
+            done += 1
+    return done
+
+
+def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The public JSON of an approval."""
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "title": row["title"],
+        "tool": row["tool"],
+        "arguments": row["arguments"],
+        "agentId": row["agent_id"],
+        "threadId": row["thread_id"],
+        "runId": row["run_id"],
+        "source": row["source"],
+        "requestEventId": str(row["event_id"]),
+        "requestedBy": row["requested_by"],
+        "callbackUrl": row["callback_url"],
+        "expiresAt": row["timeout_at"],
+        "onTimeout": row["on_timeout"],
+        "policyId": row["policy_id"],
+        "minApprovals": row["min_approvals"],
+        "allowSelfApproval": row["allow_self_approval"],
+        "reviewers": row["reviewers"],
+        "createdAt": row["created_at"],
+        "resolvedAt": row["resolved_at"],
+        "resolvedBy": row["resolved_by"],
+        "decision": row["decision"],
+        "comment": row["comment"],
+        "answer": row["answer"],
+        "editedArguments": row["edited_arguments"],
+        "resolutionEventId": str(row["resolution_event_id"])
+        if row["resolution_event_id"] is not None
+        else None,
+        "votes": [
+            {"by": v["principal"], "decision": v["decision"], "at": v["created_at"]}
+            for v in (votes or [])
+        ],
+    }
+
+
+async def fetch(engine: AsyncEngine, approval_id: str, *, full: bool = False) -> dict[str, Any]:
+    """One approval as JSON; with ``full``, its request and resolution events too."""
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise not_found(f"approval {approval_id}")
+        votes = [
+            dict(v)
+            for v in (
+                await conn.execute(
+                    select(votes_table)
+                    .where(votes_table.c.approval_id == approval_id)
+                    .order_by(votes_table.c.id)
+                )
+            ).mappings()
+        ]
+        out = approval_json(row, votes)
+        if full:
+            ids = [row["event_id"]]
+            if row["resolution_event_id"] is not None:
+                ids.append(row["resolution_event_id"])
+            events = {
+                r["id"]: to_json(r)
+                for r in (
+                    await conn.execute(select(events_table).where(events_table.c.id.in_(ids)))
+                ).mappings()
+            }
+            out["request"] = events.get(row["event_id"])
+            out["resolution"] = events.get(row["resolution_event_id"])
+    return out
