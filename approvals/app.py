@@ -18,6 +18,7 @@ from approvals.events.routes import get_event, get_events, post_events
 from approvals.ops import healthz, metrics, readyz
 from approvals.queue import routes as queue
 from approvals.services import Services
+from approvals.webhooks import routes as webhooks
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -52,6 +53,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.create_policy,
         queue.list_policies,
         queue.delete_policy,
+        webhooks.create_endpoint,
+        webhooks.list_endpoints,
+        webhooks.get_endpoint,
+        webhooks.delete_endpoint,
+        webhooks.rotate_secret,
+        webhooks.list_deliveries,
+        webhooks.retry_delivery,
         healthz,
         readyz,
         metrics,

@@ -14,6 +14,8 @@ from approvals.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
 app = typer.Typer(help="Human-in-the-loop approvals for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(help="Webhook settings.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _database() -> tuple[Settings, URL]:
@@ -116,3 +118,18 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     finally:
         engine.dispose()
     typer.echo(f"Revoked key {name!r}.")
+
+
+@webhooks_app.command("callback-secret")
+def webhooks_callback_secret() -> None:
+    """Print the secret that signs approval callbacks (callbackUrl deliveries)."""
+    from approvals.webhooks.secrets import callback_secret
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            secret = callback_secret(conn)
+    finally:
+        engine.dispose()
+    typer.echo(secret)

@@ -26,6 +26,19 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _schedule(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if any(value < 0 for value in values):
+        raise SystemExit(f"{name} must not hold negative delays")
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the service reads; the README lists them all."""
@@ -37,6 +50,10 @@ class Settings:
     broker_buffer: int = 10_000
     poll_seconds: float = 1.0
     secret_key: str = ""
+    webhook_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_timeout: float = 15.0
+    webhook_failing_after: float = 900.0
+    webhook_allowed: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -50,4 +67,10 @@ class Settings:
             broker_buffer=_int("APPROVALS_BROKER_BUFFER", cls.broker_buffer),
             poll_seconds=_float("APPROVALS_POLL_SECONDS", cls.poll_seconds),
             secret_key=os.environ.get("APPROVALS_SECRET_KEY", ""),
+            webhook_schedule=_schedule("APPROVALS_WEBHOOK_SCHEDULE", cls.webhook_schedule),
+            webhook_timeout=_float("APPROVALS_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout),
+            webhook_failing_after=_float(
+                "APPROVALS_WEBHOOK_FAILING_AFTER_SECONDS", cls.webhook_failing_after
+            ),
+            webhook_allowed=os.environ.get("APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS", ""),
         )

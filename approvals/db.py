@@ -97,7 +97,8 @@ def migrate(url: URL) -> None:
                 config = Config()
                 config.set_main_option("script_location", str(MIGRATIONS))
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                # Features add their migrations as branches from a shared base; apply every head.
+                command.upgrade(config, "heads")
                 connection.commit()
             finally:
                 if is_postgres(url):

@@ -18,6 +18,8 @@ from approvals.events.log import EventLog
 from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.queue.routes import expiry_loop
 from approvals.queue.service import OpenApprovals
+from approvals.webhooks.outbox import Outbox
+from approvals.webhooks.worker import DeliveryWorker
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Services:
     engine: AsyncEngine
     log: EventLog
     broker: Broker
+    webhooks: DeliveryWorker
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
@@ -38,8 +41,10 @@ class Services:
         broker = Broker(settings.broker_buffer)
         log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker))
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
+        webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url))
         log.hooks.append(OpenApprovals())
-        return cls(settings, url, engine, log, broker)
+        log.hooks.append(Outbox(webhooks.wake))
+        return cls(settings, url, engine, log, broker, webhooks)
 
     async def start(self) -> None:
         """Load the log head and start the tailer (and LISTEN on PostgreSQL)."""
@@ -52,6 +57,7 @@ class Services:
         if is_postgres(self.url):
             self.tasks.append(asyncio.create_task(listen(libpq_dsn(self.url), self.broker)))
         self.tasks.append(asyncio.create_task(expiry_loop(self)))
+        self.tasks.append(asyncio.create_task(self.webhooks.run()))
 
     async def stop(self) -> None:
         """Stop background work and close the engine."""

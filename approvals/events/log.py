@@ -56,9 +56,7 @@ class LogTransaction:
         self.appended: list[dict[str, Any]] = []
         self.after_commit: list[Callable[[], Awaitable[None] | None]] = []
 
-    async def append(
-        self, rows: list[dict[str, Any]], *, run_hooks: bool = True
-    ) -> list[dict[str, Any]]:
+    async def append(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append rows (column values); return each stored event's canonical JSON.
 
         A row whose ``(source, external_id)`` is already stored is not appended
@@ -100,14 +98,13 @@ class LogTransaction:
             results.append(None)
             if key[1] is not None:
                 existing[key] = stored  # a repeat inside the same batch
-        if fresh and run_hooks:
+        if fresh:
             for hook in self.hooks:
                 hook.prepare(self, fresh)
         if fresh:
             await self.conn.execute(insert(events_table), fresh)
-            if run_hooks:
-                for hook in self.hooks:
-                    await hook.after(self, fresh)
+            for hook in self.hooks:
+                await hook.after(self, fresh)
             self.appended.extend(fresh)
         out = []
         fresh_iter = iter(fresh)

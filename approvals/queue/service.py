@@ -159,7 +159,6 @@ async def decide(
                         },
                     )
                 ],
-                run_hooks=False,
             )
         )[0]
         await tx.conn.execute(
@@ -238,7 +237,6 @@ async def finish(
                     resolved_by=resolved_by,
                 )
             ],
-            run_hooks=False,
         )
     )[0]
     await tx.conn.execute(

@@ -1,0 +1,113 @@
+"""The outbox: delivery rows written in the transaction of the event they carry."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select
+
+from approvals.clock import now_iso
+from approvals.events.log import LogTransaction, new_id
+from approvals.events.schema import to_json
+from approvals.webhooks.models import Delivery, Endpoint
+
+endpoints_table = Endpoint.__table__  # type: ignore[attr-defined]
+deliveries_table = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def envelope(event: dict[str, Any]) -> str:
+    """The body sent for an event: ``{"type", "timestamp", "data"}``."""
+    return msgspec.json.encode(
+        {"type": event["type"], "timestamp": event["createdAt"], "data": event}
+    ).decode()
+
+
+def matches(patterns: list[str], event_type: str) -> bool:
+    """Tell whether an endpoint's filter (exact types, ``*``, ``approval.*``) takes a type."""
+    return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in patterns)
+
+
+def delivery_row(
+    *,
+    kind: str,
+    url: str,
+    event: dict[str, Any],
+    endpoint_id: str | None = None,
+    source_id: str | None = None,
+) -> dict[str, Any]:
+    """A new pending delivery of ``event`` to ``url``, due now."""
+    now = now_iso()
+    target = endpoint_id or source_id or kind
+    return {
+        "id": new_id("dlv"),
+        "msg_id": f"msg_{event['id']}_{target}",
+        "kind": kind,
+        "endpoint_id": endpoint_id,
+        "source_id": source_id,
+        "url": url,
+        "event_id": int(event["id"]),
+        "event_type": event["type"],
+        "payload": envelope(event),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "next_trigger": "scheduled",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class Outbox:
+    """The append hook that queues deliveries for matching endpoints and callbacks."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+        # Feature code (connectors) adds deliveries for resolved approvals here.
+        self.on_resolved: list[Any] = []
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Nothing to adjust before insert."""
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Queue one delivery per matching endpoint and event."""
+        endpoints = (
+            await tx.conn.execute(
+                select(
+                    endpoints_table.c.id, endpoints_table.c.url, endpoints_table.c.event_types
+                ).where(endpoints_table.c.disabled_reason.is_(None))
+            )
+        ).all()
+        if not endpoints:
+            return
+        deliveries = []
+        for row in rows:
+            event = to_json(row)
+            for endpoint_id, url, patterns in endpoints:
+                if matches(patterns, event["type"]):
+                    deliveries.append(
+                        delivery_row(kind="endpoint", url=url, event=event, endpoint_id=endpoint_id)
+                    )
+        await self._queue(tx, deliveries)
+
+    async def resolved(
+        self, tx: LogTransaction, approval: dict[str, Any], resolution: dict[str, Any]
+    ) -> None:
+        """Queue the approval's callback, and whatever feature hooks add."""
+        deliveries = []
+        if approval.get("callback_url"):
+            deliveries.append(
+                delivery_row(kind="callback", url=approval["callback_url"], event=resolution)
+            )
+        for hook in self.on_resolved:
+            deliveries.extend(await hook(tx, approval, resolution))
+        await self._queue(tx, deliveries)
+
+    async def _queue(self, tx: LogTransaction, deliveries: list[dict[str, Any]]) -> None:
+        if not deliveries:
+            return
+        await tx.conn.execute(insert(deliveries_table), deliveries)
+        if self.wake not in tx.after_commit:
+            tx.after_commit.append(self.wake)

@@ -1,0 +1,67 @@
+"""Which secrets sign a delivery: the endpoint's, the callback secret, or a source's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from approvals.clock import now_iso
+from approvals.webhooks.models import ServiceSecret
+from approvals.webhooks.outbox import endpoints_table
+from approvals.webhooks.signing import new_secret
+
+secrets_table = ServiceSecret.__table__  # type: ignore[attr-defined]
+CALLBACK = "callback"
+
+# kind -> coroutine giving the secrets for a delivery; connectors register "resume".
+LOOKUPS: dict[str, Callable[[AsyncConnection, dict[str, Any]], Awaitable[list[str]]]] = {}
+
+
+def callback_secret(conn: Connection) -> str:
+    """The service-wide secret that signs approval callbacks (created on first use)."""
+    value = conn.execute(
+        select(secrets_table.c.value).where(secrets_table.c.name == CALLBACK)
+    ).scalar()
+    if value is None:
+        value = new_secret()
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(secrets_table).values(name=CALLBACK, value=value, created_at=now_iso())
+                )
+        except IntegrityError:  # another process created it first
+            value = conn.execute(
+                select(secrets_table.c.value).where(secrets_table.c.name == CALLBACK)
+            ).scalar_one()
+    return str(value)
+
+
+async def signing_secrets(conn: AsyncConnection, delivery: dict[str, Any]) -> list[str]:
+    """Every secret a delivery is signed with (two while a rotated one is still honoured)."""
+    kind = delivery["kind"]
+    if kind == "endpoint":
+        row = (
+            await conn.execute(
+                select(
+                    endpoints_table.c.secret,
+                    endpoints_table.c.previous_secret,
+                    endpoints_table.c.previous_secret_until,
+                ).where(endpoints_table.c.id == delivery["endpoint_id"])
+            )
+        ).first()
+        if row is None:
+            return []
+        keys = [row.secret]
+        if row.previous_secret and (row.previous_secret_until or "") > now_iso():
+            keys.append(row.previous_secret)
+        return keys
+    if kind == "callback":
+        value = await conn.run_sync(lambda sync: callback_secret(sync))
+        return [value]
+    lookup = LOOKUPS.get(kind)
+    return await lookup(conn, delivery) if lookup is not None else []

@@ -1,0 +1,252 @@
+"""The delivery worker: claims due deliveries, sends them signed, records every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from approvals.clock import iso, now_iso, parse_iso
+from approvals.config import Settings
+from approvals.webhooks import destinations, schedule, signing
+from approvals.webhooks.models import Attempt
+from approvals.webhooks.outbox import deliveries_table, endpoints_table
+from approvals.webhooks.secrets import signing_secrets
+
+log = logging.getLogger("approvals.webhooks")
+attempts_table = Attempt.__table__  # type: ignore[attr-defined]
+LEASE_SECONDS = 120
+BATCH = 50
+
+
+class DeliveryWorker:
+    """Sends what the outbox holds, in every server process, without double sends."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings, postgres: bool) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.postgres = postgres
+        self.allowed = destinations.parse(settings.webhook_allowed)
+        self.rng = random.Random()
+        self._wake = asyncio.Event()
+        self._client: httpx.AsyncClient | None = None
+
+    def wake(self) -> None:
+        """Look for due deliveries now (called after a transaction queues some)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and send due deliveries until cancelled."""
+        self._client = httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout, follow_redirects=False
+        )
+        try:
+            while True:
+                try:
+                    claimed = await self.claim()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("claiming deliveries failed; retrying")
+                    claimed = []
+                if claimed:
+                    await asyncio.gather(*(self.send(row) for row in claimed))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                self._wake.clear()
+        finally:
+            await self._client.aclose()
+
+    async def claim(self) -> list[dict[str, Any]]:
+        """Lease up to a batch of due deliveries to this process."""
+        now = now_iso()
+        lease = iso(datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
+        due = (
+            select(deliveries_table.c.id)
+            .where(
+                deliveries_table.c.status == "pending",
+                deliveries_table.c.next_attempt_at <= now,
+                or_(
+                    deliveries_table.c.claimed_until.is_(None),
+                    deliveries_table.c.claimed_until < now,
+                ),
+            )
+            .order_by(deliveries_table.c.next_attempt_at)
+            .limit(BATCH)
+        )
+        if self.postgres:
+            due = due.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        update(deliveries_table)
+                        .where(deliveries_table.c.id.in_(due.scalar_subquery()))
+                        .values(claimed_until=lease)
+                        .returning(*deliveries_table.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
+
+    async def send(self, delivery: dict[str, Any]) -> None:
+        """Make one attempt and record it; schedule the next or settle the delivery."""
+        assert self._client is not None
+        attempt = delivery["attempts"] + 1
+        trigger = delivery["next_trigger"]
+        status_code: int | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        began = time.monotonic()
+        try:
+            async with self.engine.begin() as conn:  # may create the callback secret
+                keys = await signing_secrets(conn, delivery)
+            if not keys:
+                raise PermissionError("no signing secret: the endpoint or source is gone")
+            await self._check_destination(delivery["url"])
+            headers = signing.headers(
+                delivery["msg_id"], datetime.now(UTC), delivery["payload"], keys
+            )
+            answer = await self._client.post(
+                delivery["url"], content=delivery["payload"].encode(), headers=headers
+            )
+            status_code = answer.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+                retry_after = schedule.parse_retry_after(
+                    answer.headers.get("retry-after"), time.time()
+                )
+        except PermissionError as exc:
+            error = str(exc)
+        except httpx.TimeoutException:
+            error = f"timed out after {self.settings.webhook_timeout:g}s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        duration = int((time.monotonic() - began) * 1000)
+        await self._record(delivery, attempt, trigger, status_code, error, retry_after, duration)
+
+    async def _check_destination(self, url: str) -> None:
+        if self.allowed.open:
+            return
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
+            addresses = [str(info[4][0]) for info in infos]
+        except OSError:
+            addresses = []
+        if not self.allowed.permits(host, addresses):
+            raise PermissionError(
+                f"{host} is not an allowed destination (APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)"
+            )
+
+    async def _record(
+        self,
+        delivery: dict[str, Any],
+        attempt: int,
+        trigger: str,
+        status_code: int | None,
+        error: str | None,
+        retry_after: float | None,
+        duration: int,
+    ) -> None:
+        now = now_iso()
+        ok = error is None
+        gone = status_code == 410
+        permanent = error is not None and error.endswith("(APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)")
+        values: dict[str, Any] = {
+            "attempts": attempt,
+            "claimed_until": None,
+            "last_status_code": status_code,
+            "last_error": error,
+            "updated_at": now,
+            "next_trigger": "scheduled",
+        }
+        if ok:
+            values.update(status="succeeded", next_attempt_at=None)
+        else:
+            delay = (
+                None
+                if gone or permanent
+                else schedule.retry_delay(
+                    attempt, self.settings.webhook_schedule, self.rng, retry_after
+                )
+            )
+            if delay is None:
+                values.update(status="failed", next_attempt_at=None)
+            else:
+                values.update(
+                    status="pending",
+                    next_attempt_at=iso(datetime.now(UTC) + timedelta(seconds=delay)),
+                )
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(attempts_table).values(
+                    delivery_id=delivery["id"],
+                    attempt=attempt,
+                    trigger=trigger,
+                    status_code=status_code,
+                    duration_ms=duration,
+                    error=error,
+                    created_at=now,
+                )
+            )
+            await conn.execute(
+                update(deliveries_table)
+                .where(deliveries_table.c.id == delivery["id"])
+                .values(**values)
+            )
+            if delivery["endpoint_id"] is not None:
+                await self._health(conn, delivery["endpoint_id"], ok, gone, now)
+        if not ok:
+            log.warning(
+                "delivery %s (%s) attempt %d failed: %s",
+                delivery["id"],
+                delivery["event_type"],
+                attempt,
+                error,
+            )
+
+    async def _health(self, conn: Any, endpoint_id: str, ok: bool, gone: bool, now: str) -> None:
+        table = endpoints_table
+        if ok:
+            values: dict[str, Any] = {
+                "last_success_at": now,
+                "failure_streak": 0,
+                "failing_since": None,
+            }
+        else:
+            current = (
+                await conn.execute(select(table.c.failing_since).where(table.c.id == endpoint_id))
+            ).scalar()
+            values = {
+                "last_failure_at": now,
+                "failure_streak": table.c.failure_streak + 1,
+                "failing_since": current or now,
+            }
+            if gone:
+                values["disabled_reason"] = "the receiver answered 410 Gone"
+        await conn.execute(update(table).where(table.c.id == endpoint_id).values(**values))
+
+
+def endpoint_status(row: Any, failing_after: float, now: datetime | None = None) -> str:
+    """``disabled``, ``failing`` (failing for longer than the setting) or ``healthy``."""
+    if row["disabled_reason"]:
+        return "disabled"
+    since = row["failing_since"]
+    moment = now or datetime.now(UTC)
+    if since and (moment - parse_iso(since)).total_seconds() >= failing_after:
+        return "failing"
+    return "healthy"
