@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from approvals import __version__
 from approvals.config import Settings
+from approvals.connectors import routes as sources
 from approvals.db import parse_url
 from approvals.errors import exception_handlers
 from approvals.events.routes import get_event, get_events, post_events
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         webhooks.rotate_secret,
         webhooks.list_deliveries,
         webhooks.retry_delivery,
+        sources.create_source,
+        sources.list_sources,
+        sources.get_source,
+        sources.update_source,
+        sources.delete_source,
         healthz,
         readyz,
         metrics,

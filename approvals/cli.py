@@ -16,6 +16,8 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 webhooks_app = typer.Typer(help="Webhook settings.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
 
 
 def _database() -> tuple[Settings, URL]:
@@ -133,3 +135,96 @@ def webhooks_callback_secret() -> None:
     finally:
         engine.dispose()
     typer.echo(secret)
+
+
+@sources_app.command("add")
+def sources_add(
+    name: Annotated[str, typer.Argument(help="A name; ingested events carry it as source.")],
+    dialect: Annotated[str, typer.Option(help="prism, agent-events, agui, cerca or brainroad.")],
+    url: Annotated[str, typer.Option(help="The platform's full stream URL.")],
+    token: Annotated[str, typer.Option(help="The platform API token (stored encrypted).")] = "",
+    token_stdin: Annotated[bool, typer.Option(help="Read the token from standard input.")] = False,
+    resume_url: Annotated[str, typer.Option(help="Where decisions are sent back.")] = "",
+    history: Annotated[bool, typer.Option(help="Ask for history on the first connection.")] = False,
+) -> None:
+    """Subscribe to a platform stream; prints the resume secret as the last line."""
+    import sys
+
+    from sqlalchemy import insert, select
+
+    from approvals.connectors.routes import new_source, parse_source, sources_table
+    from approvals.errors import ApiError
+    from approvals.secretbox import service_key
+
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+    body: dict[str, object] = {"name": name, "dialect": dialect, "url": url, "token": token}
+    if resume_url:
+        body["resumeUrl"] = resume_url
+    if history:
+        body["history"] = True
+    try:
+        values = parse_source(body)
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    settings, db_url = _database()
+    engine = make_sync_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            taken = conn.execute(select(sources_table.c.id).where(sources_table.c.name == name))
+            if taken.first() is not None:
+                typer.echo(f"error: a source named {name!r} exists", err=True)
+                raise typer.Exit(2)
+            row = new_source(values, service_key(conn, settings.secret_key))
+            conn.execute(insert(sources_table).values(**row))
+    finally:
+        engine.dispose()
+    typer.echo(f"Added source {name!r} ({dialect}); a running service connects within seconds.")
+    typer.echo("Resume secret (verifies decisions sent to the resume URL), shown once:")
+    typer.echo(row["resume_secret"])
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """List sources: name, dialect, status, cursor, counts and last error (never tokens)."""
+    from sqlalchemy import select
+
+    from approvals.connectors.routes import sources_table
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(select(sources_table).order_by(sources_table.c.created_at))
+            rows = [dict(row) for row in result.mappings()]
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("No sources yet: approvals sources add NAME --dialect D --url URL --token T")
+    for row in rows:
+        typer.echo(
+            f"{row['name']}\t{row['dialect']}\t{row['status']}\tcursor={row['cursor']}\t"
+            f"received={row['events_received']}\tskipped={row['events_skipped']}\t"
+            f"{row['last_error'] or ''}"
+        )
+
+
+@sources_app.command("remove")
+def sources_remove(name: Annotated[str, typer.Argument(help="The source's name.")]) -> None:
+    """Stop subscribing to a source (its events stay in the log)."""
+    from sqlalchemy import delete
+
+    from approvals.connectors.routes import sources_table
+
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(delete(sources_table).where(sources_table.c.name == name))
+    finally:
+        engine.dispose()
+    if result.rowcount == 0:
+        typer.echo(f"error: no source named {name!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"Removed source {name!r}.")

@@ -54,6 +54,8 @@ class Settings:
     webhook_timeout: float = 15.0
     webhook_failing_after: float = 900.0
     webhook_allowed: str = ""
+    connector_silence_seconds: float = 90.0
+    connector_max_event_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -73,4 +75,10 @@ class Settings:
                 "APPROVALS_WEBHOOK_FAILING_AFTER_SECONDS", cls.webhook_failing_after
             ),
             webhook_allowed=os.environ.get("APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS", ""),
+            connector_silence_seconds=_float(
+                "APPROVALS_CONNECTOR_SILENCE_SECONDS", cls.connector_silence_seconds
+            ),
+            connector_max_event_bytes=_int(
+                "APPROVALS_CONNECTOR_MAX_EVENT_BYTES", cls.connector_max_event_bytes
+            ),
         )

@@ -11,6 +11,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.config import Settings
+from approvals.connectors.resume import resume_deliveries, resume_secret
+from approvals.connectors.runner import Connectors
 from approvals.db import is_postgres, libpq_dsn, make_async_engine
 from approvals.events.broker import Broker
 from approvals.events.listener import listen
@@ -19,6 +21,7 @@ from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.queue.routes import expiry_loop
 from approvals.queue.service import OpenApprovals
 from approvals.webhooks.outbox import Outbox
+from approvals.webhooks.secrets import LOOKUPS
 from approvals.webhooks.worker import DeliveryWorker
 
 
@@ -32,6 +35,7 @@ class Services:
     log: EventLog
     broker: Broker
     webhooks: DeliveryWorker
+    connectors: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
@@ -43,8 +47,14 @@ class Services:
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
         webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url))
         log.hooks.append(OpenApprovals())
-        log.hooks.append(Outbox(webhooks.wake))
-        return cls(settings, url, engine, log, broker, webhooks)
+        outbox = Outbox(webhooks.wake)
+        outbox.on_resolved.append(resume_deliveries)
+        LOOKUPS["resume"] = resume_secret
+        log.hooks.append(OpenApprovals())
+        log.hooks.append(outbox)
+        services = cls(settings, url, engine, log, broker, webhooks)
+        services.connectors = Connectors(services)
+        return services
 
     async def start(self) -> None:
         """Load the log head and start the tailer (and LISTEN on PostgreSQL)."""
@@ -58,6 +68,7 @@ class Services:
             self.tasks.append(asyncio.create_task(listen(libpq_dsn(self.url), self.broker)))
         self.tasks.append(asyncio.create_task(expiry_loop(self)))
         self.tasks.append(asyncio.create_task(self.webhooks.run()))
+        self.tasks.append(asyncio.create_task(self.connectors.run()))
 
     async def stop(self) -> None:
         """Stop background work and close the engine."""

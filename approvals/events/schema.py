@@ -95,12 +95,26 @@ def parse_event(raw: Any, where: str = "body", *, trusted: bool = False) -> dict
 
 
 def parse_batch(raw: Any) -> list[dict[str, Any]]:
-    """Check a posted body (one event or a JSON array of them)."""
+    """Check a posted body (one event or a JSON array of them).
+
+    LangGraph and AG-UI interrupt objects are accepted as approval requests.
+    """
     if isinstance(raw, list):
         if not raw:
             raise invalid("body", "the array must hold at least one event")
-        return [parse_event(item, f"body[{index}]") for index, item in enumerate(raw)]
-    return [parse_event(raw)]
+        return [_parse_item(item, f"body[{index}]") for index, item in enumerate(raw)]
+    return [_parse_item(raw, "body")]
+
+
+def _parse_item(raw: Any, where: str) -> dict[str, Any]:
+    from approvals.connectors import interrupts
+
+    if interrupts.is_interrupt(raw):
+        body, options = interrupts.convert(raw, where)
+        row = parse_event(body, where)
+        row["_approval"] = options  # read by the approval hook before insert
+        return row
+    return parse_event(raw, where)
 
 
 def to_json(row: Any) -> dict[str, Any]:

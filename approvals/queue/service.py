@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.clock import iso, now_iso
-from approvals.errors import ApiError, not_found
+from approvals.errors import ApiError, invalid, not_found
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
 from approvals.queue import policy
@@ -121,6 +121,13 @@ async def decide(
     row = await _load(tx, approval_id)
     if row["status"] != "pending":
         raise _conflict(row)
+    request = await _request_event(tx, row)
+    detail = request.get("detail") or {}
+    allowed = detail.get("allowedDecisions")
+    if isinstance(allowed, list) and decision not in allowed:
+        raise invalid("body.decision", f"this request allows only {', '.join(allowed)}")
+    if arguments is not None and detail.get("allowEdit") is False:
+        raise invalid("body.arguments", "this request does not allow edited arguments")
     reason = policy.refusal(
         principal=principal,
         requested_by=row["requested_by"],
@@ -139,7 +146,6 @@ async def decide(
                 f"{row['min_approvals']} approvals so far",
             )
         voters = [v["principal"] for v in votes] + [principal]
-        request = await _request_event(tx, row)
         vote_event = (
             await tx.append(
                 [

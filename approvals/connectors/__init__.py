@@ -1,0 +1,1 @@
+"""Connectors: subscribe to agent platforms' SSE streams and map their dialects."""
