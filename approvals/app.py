@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Response
 from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
 
 from approvals import __version__
 from approvals.config import Settings
 from approvals.connectors import routes as sources
+from approvals.dashboard import live, pages
 from approvals.db import parse_url
 from approvals.errors import exception_handlers
 from approvals.events.routes import get_event, get_events, post_events
@@ -20,6 +23,21 @@ from approvals.ops import healthz, metrics, readyz
 from approvals.queue import routes as queue
 from approvals.services import Services
 from approvals.webhooks import routes as webhooks
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+async def security_headers(response: Response[Any]) -> Response[Any]:
+    """Add CSP (no inline scripts), framing and sniffing protection to every answer."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -69,11 +87,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         healthz,
         readyz,
         metrics,
+        pages.login_page,
+        pages.login,
+        pages.logout,
+        pages.inbox,
+        pages.approval_page,
+        pages.decide,
+        pages.history_page,
+        pages.events_page,
+        pages.webhooks_page,
+        pages.retry_from_page,
+        live.stream,
+        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        after_request=security_headers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="approvals",

@@ -16,6 +16,8 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 webhooks_app = typer.Typer(help="Webhook settings.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+users_app = typer.Typer(help="Dashboard reviewers.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 
@@ -228,3 +230,64 @@ def sources_remove(name: Annotated[str, typer.Argument(help="The source's name."
         typer.echo(f"error: no source named {name!r}", err=True)
         raise typer.Exit(2)
     typer.echo(f"Removed source {name!r}.")
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="The reviewer's username (their resolvedBy).")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a dashboard reviewer; the password is stored as an argon2 hash."""
+    import sys
+
+    from approvals.dashboard.users import UserError, create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            create_user(conn, name, password)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Created reviewer {name!r}; they can sign in at /login.")
+
+
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str, typer.Option(help="A key with events:write (default: create one locally).")
+    ] = "",
+    runs: Annotated[int, typer.Option(help="How many agent runs to simulate.")] = 4,
+    pace: Annotated[float, typer.Option(help="Seconds between events.")] = 0.3,
+) -> None:
+    """Simulate agents that stream work and pause on realistic steering requests."""
+    from approvals.demo import run_demo
+
+    if not key:
+        from approvals.auth.keys import create_key
+
+        _, db_url = _database()
+        engine = make_sync_engine(db_url)
+        try:
+            with engine.begin() as conn:
+                import secrets
+
+                key = create_key(conn, f"demo-agent-{secrets.token_hex(2)}", ["events:write"])
+        finally:
+            engine.dispose()
+        typer.echo("Created a demo key with events:write in the local database.")
+    try:
+        run_demo(url, key, runs=runs, pace=pace, echo=typer.echo)
+    except Exception as exc:  # a clear message, not a traceback, when the service is away
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -252,10 +252,8 @@ async def list_deliveries(request: Request[Any, Any, Any], endpoint_id: str) -> 
     }
 
 
-@post("/v1/deliveries/{delivery_id:str}/retry", guards=[requires("admin")], status_code=202)
-async def retry_delivery(request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:
-    """Send a delivery again now (recorded as a manual attempt)."""
-    services = request.app.state.services
+async def requeue(services: Any, delivery_id: str) -> Any:
+    """Make a delivery due now, its next attempt marked manual; 404 when unknown."""
     async with services.engine.begin() as conn:
         result = await conn.execute(
             update(deliveries_table)
@@ -280,4 +278,10 @@ async def retry_delivery(request: Request[Any, Any, Any], delivery_id: str) -> d
             .one()
         )
     services.webhooks.wake()
-    return delivery_json(row)
+    return row
+
+
+@post("/v1/deliveries/{delivery_id:str}/retry", guards=[requires("admin")], status_code=202)
+async def retry_delivery(request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:
+    """Send a delivery again now (recorded as a manual attempt)."""
+    return delivery_json(await requeue(request.app.state.services, delivery_id))

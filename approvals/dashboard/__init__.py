@@ -1,0 +1,1 @@
+"""The reviewer dashboard: sessions, pages and a live stream of rendered fragments."""
