@@ -10,6 +10,8 @@ concurrent writers queue on ``busy_timeout`` instead of failing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -150,11 +152,13 @@ class EventLog:
         self.postgres = postgres
         self.on_commit = on_commit
         self.hooks: list[AppendHook] = []
+        # SQLite allows one writer; queueing here avoids its busy handler's sleeps.
+        self._local_writer = contextlib.nullcontext() if postgres else asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self, actor: str | None = None) -> AsyncIterator[LogTransaction]:
         """Open a write transaction that holds the log head until it commits."""
-        async with self.engine.connect() as conn:
+        async with self._local_writer, self.engine.connect() as conn:
             await conn.begin()
             try:
                 head = (

@@ -1,0 +1,124 @@
+"""Decisions: throughput on a queue of 10,000 pending approvals, and decision -> stream latency.
+
+Run: .venv/bin/python bench/decide.py [--pending 10000] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import Server, key, percentiles, postgres_url, sqlite_url
+
+
+def open_many(base: str, token: str, count: int) -> list[str]:
+    """Open ``count`` approvals with batched steering requests; return their ids."""
+    ids: list[str] = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+        for start in range(0, count, 100):
+            body = [
+                {"type": "steering_request", "title": f"request {n}", "runId": f"run_{n}"}
+                for n in range(start, min(start + 100, count))
+            ]
+            ids += [event["approvalId"] for event in http.post("/v1/events", json=body).json()]
+    return ids
+
+
+def throughput(base: str, token: str, ids: list[str], clients: int = 4) -> float:
+    """Decisions/s with ``clients`` concurrent reviewers."""
+
+    def work(part: list[str]) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+            for approval in part:
+                http.post(f"/v1/approvals/{approval}/decision", json={"decision": "approve"})
+
+    parts = [ids[n::clients] for n in range(clients)]
+    began = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(work, parts))
+    return len(ids) / (time.perf_counter() - began)
+
+
+def latency(server: Server, token: str, ids: list[str], rate: float) -> list[float]:
+    """Seconds from sending each decision to its approval.resolved on an open stream."""
+    sent: dict[str, float] = {}
+    seen: list[float] = []
+    done = threading.Event()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(
+        f"GET /v1/events?type=approval.resolved HTTP/1.1\r\nHost: b\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+
+    def read() -> None:
+        buffer = b""
+        while len(seen) < len(ids):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            now = time.perf_counter()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: {"):
+                    approval = json.loads(line[6:])["approvalId"]
+                    if approval in sent:
+                        seen.append(now - sent[approval])
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    with httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {token}"}) as http:
+        began = time.perf_counter()
+        for n, approval in enumerate(ids):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[approval] = time.perf_counter()
+            http.post(f"/v1/approvals/{approval}/decision", json={"decision": "approve"})
+    done.wait(10)
+    sock.close()
+    return seen
+
+
+def measure(label: str, url: str, pending: int, rate: float) -> None:
+    """Print both figures for one database."""
+    server = Server(url)
+    agent, reviewer = key(url, "events:write"), key(url)
+    try:
+        ids = open_many(server.base, agent, pending)
+        per_second = throughput(server.base, reviewer, ids[: pending // 2])
+        samples = latency(server, reviewer, ids[pending // 2 : pending // 2 + int(rate * 5)], rate)
+    finally:
+        server.stop()
+    print(
+        f"{label:10} {per_second:7.0f} decisions/s on a queue of {pending}; "
+        f"decision -> approval.resolved at {rate:g}/s: {percentiles(samples)}"
+    )
+
+
+def main() -> None:
+    """Run on SQLite and, when reachable, PostgreSQL."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pending", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100)
+    args = parser.parse_args()
+    with sqlite_url() as url:
+        measure("SQLite", url, args.pending, args.rate)
+    with postgres_url() as url:
+        if url:
+            measure("PostgreSQL", url, args.pending, args.rate)
+
+
+if __name__ == "__main__":
+    main()
