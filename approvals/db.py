@@ -72,7 +72,11 @@ def make_async_engine(url: URL) -> AsyncEngine:
         return create_async_engine(
             async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True
         )
-    engine = create_async_engine(async_url(url), pool_size=5, max_overflow=10)
+    # Every write here commits or rolls back explicitly and reads open no SQLite
+    # transaction, so skip the rollback-on-checkin (a thread hop per use with aiosqlite).
+    engine = create_async_engine(
+        async_url(url), pool_size=5, max_overflow=10, pool_reset_on_return=None
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

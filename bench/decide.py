@@ -69,7 +69,7 @@ def latency(server: Server, token: str, ids: list[str], rate: float) -> list[flo
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                if line.startswith(b"data: {"):
+                if line.startswith(b"data: {") and b"approvalId" in line:
                     approval = json.loads(line[6:])["approvalId"]
                     if approval in sent:
                         seen.append(now - sent[approval])

@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Server, free_port, key, percentiles, raise_file_limit, sqlite_url
 
-TITLE = re.compile(rb'"title":"t(\d+\.\d+)"')
+TITLE = re.compile(rb'"title": ?"t(\d+\.\d+)"')
 CLIENT_PROCESSES = 2
 
 

@@ -187,6 +187,8 @@ async def decide(
         comment=comment,
         answer=answer,
         arguments=arguments,
+        request_row=request,
+        approval_row=row,
     )
 
 
@@ -201,13 +203,14 @@ async def finish(
     arguments: Any = None,
     expired: bool = False,
     request_row: dict[str, Any] | None = None,
+    approval_row: dict[str, Any] | None = None,
 ) -> None:
     """Resolve an approval: its row, its request event, and a new resolution event."""
-    row = await _load(tx, approval_id)
+    row = approval_row if approval_row is not None else await _load(tx, approval_id)
     status = "expired" if expired else FINAL[decision]
     at = now_iso()
     request = request_row if request_row is not None else await _request_event(tx, row)
-    votes = await _votes(tx, approval_id)
+    votes = await _votes(tx, approval_id) if row["min_approvals"] > 1 else []
     event_type = "approval.expired" if expired else "approval.resolved"
     verb = {"approved": "Approved", "rejected": "Rejected", "answered": "Answered"}
     title = (

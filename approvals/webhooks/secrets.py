@@ -65,3 +65,37 @@ async def signing_secrets(conn: AsyncConnection, delivery: dict[str, Any]) -> li
         return [value]
     lookup = LOOKUPS.get(kind)
     return await lookup(conn, delivery) if lookup is not None else []
+
+
+async def signing_secrets_for(
+    conn: AsyncConnection, deliveries: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """The signing secrets of several deliveries (delivery id -> secrets), in few queries."""
+    out: dict[str, list[str]] = {}
+    endpoint_ids = {d["endpoint_id"] for d in deliveries if d["kind"] == "endpoint"}
+    endpoints: dict[str, list[str]] = {}
+    if endpoint_ids:
+        now = now_iso()
+        rows = await conn.execute(
+            select(
+                endpoints_table.c.id,
+                endpoints_table.c.secret,
+                endpoints_table.c.previous_secret,
+                endpoints_table.c.previous_secret_until,
+            ).where(endpoints_table.c.id.in_(sorted(endpoint_ids)))
+        )
+        for row in rows:
+            keys = [row.secret]
+            if row.previous_secret and (row.previous_secret_until or "") > now:
+                keys.append(row.previous_secret)
+            endpoints[row.id] = keys
+    callback: list[str] = []
+    for delivery in deliveries:
+        if delivery["kind"] == "endpoint":
+            out[delivery["id"]] = endpoints.get(delivery["endpoint_id"], [])
+        elif delivery["kind"] == "callback":
+            callback = callback or await signing_secrets(conn, delivery)
+            out[delivery["id"]] = callback
+        else:
+            out[delivery["id"]] = await signing_secrets(conn, delivery)
+    return out

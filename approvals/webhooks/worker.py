@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from approvals.config import Settings
 from approvals.webhooks import destinations, schedule, signing
 from approvals.webhooks.models import Attempt
 from approvals.webhooks.outbox import deliveries_table, endpoints_table
-from approvals.webhooks.secrets import signing_secrets
+from approvals.webhooks.secrets import signing_secrets_for
 
 log = logging.getLogger("approvals.webhooks")
 attempts_table = Attempt.__table__  # type: ignore[attr-defined]
@@ -59,7 +60,7 @@ class DeliveryWorker:
                     log.exception("claiming deliveries failed; retrying")
                     claimed = []
                 if claimed:
-                    await asyncio.gather(*(self.send(row) for row in claimed))
+                    await self.send_batch(claimed)
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
@@ -101,18 +102,26 @@ class DeliveryWorker:
             )
         return [dict(row) for row in rows]
 
+    async def send_batch(self, deliveries: list[dict[str, Any]]) -> None:
+        """Send claimed deliveries concurrently, then record every attempt in one transaction."""
+        async with self.engine.begin() as conn:  # may create the callback secret
+            keys = await signing_secrets_for(conn, deliveries)
+        outcomes = await asyncio.gather(
+            *(self._attempt(delivery, keys.get(delivery["id"], [])) for delivery in deliveries)
+        )
+        await self._record(outcomes)
+
     async def send(self, delivery: dict[str, Any]) -> None:
-        """Make one attempt and record it; schedule the next or settle the delivery."""
+        """Make one attempt at one delivery and record it."""
+        await self.send_batch([delivery])
+
+    async def _attempt(self, delivery: dict[str, Any], keys: list[str]) -> Outcome:
         assert self._client is not None
-        attempt = delivery["attempts"] + 1
-        trigger = delivery["next_trigger"]
         status_code: int | None = None
         error: str | None = None
         retry_after: float | None = None
         began = time.monotonic()
         try:
-            async with self.engine.begin() as conn:  # may create the callback secret
-                keys = await signing_secrets(conn, delivery)
             if not keys:
                 raise PermissionError("no signing secret: the endpoint or source is gone")
             await self._check_destination(delivery["url"])
@@ -135,7 +144,7 @@ class DeliveryWorker:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         duration = int((time.monotonic() - began) * 1000)
-        await self._record(delivery, attempt, trigger, status_code, error, retry_after, duration)
+        return Outcome(delivery, status_code, error, retry_after, duration)
 
     async def _check_destination(self, url: str) -> None:
         if self.allowed.open:
@@ -152,74 +161,86 @@ class DeliveryWorker:
                 f"{host} is not an allowed destination (APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)"
             )
 
-    async def _record(
-        self,
-        delivery: dict[str, Any],
-        attempt: int,
-        trigger: str,
-        status_code: int | None,
-        error: str | None,
-        retry_after: float | None,
-        duration: int,
-    ) -> None:
-        now = now_iso()
-        ok = error is None
-        gone = status_code == 410
+    def _settle(self, outcome: Outcome, now: str) -> dict[str, Any]:
+        """The delivery's new state after an attempt."""
+        attempt = outcome.delivery["attempts"] + 1
+        error = outcome.error
+        gone = outcome.status_code == 410
         permanent = error is not None and error.endswith("(APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)")
         values: dict[str, Any] = {
             "attempts": attempt,
             "claimed_until": None,
-            "last_status_code": status_code,
+            "last_status_code": outcome.status_code,
             "last_error": error,
             "updated_at": now,
             "next_trigger": "scheduled",
         }
-        if ok:
+        if error is None:
             values.update(status="succeeded", next_attempt_at=None)
+            return values
+        delay = (
+            None
+            if gone or permanent
+            else schedule.retry_delay(
+                attempt, self.settings.webhook_schedule, self.rng, outcome.retry_after
+            )
+        )
+        if delay is None:
+            values.update(status="failed", next_attempt_at=None)
         else:
-            delay = (
-                None
-                if gone or permanent
-                else schedule.retry_delay(
-                    attempt, self.settings.webhook_schedule, self.rng, retry_after
-                )
-            )
-            if delay is None:
-                values.update(status="failed", next_attempt_at=None)
-            else:
-                values.update(
-                    status="pending",
-                    next_attempt_at=iso(datetime.now(UTC) + timedelta(seconds=delay)),
-                )
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(attempts_table).values(
-                    delivery_id=delivery["id"],
-                    attempt=attempt,
-                    trigger=trigger,
-                    status_code=status_code,
-                    duration_ms=duration,
-                    error=error,
-                    created_at=now,
-                )
-            )
-            await conn.execute(
-                update(deliveries_table)
-                .where(deliveries_table.c.id == delivery["id"])
-                .values(**values)
-            )
-            if delivery["endpoint_id"] is not None:
-                await self._health(conn, delivery["endpoint_id"], ok, gone, now)
-        if not ok:
-            log.warning(
-                "delivery %s (%s) attempt %d failed: %s",
-                delivery["id"],
-                delivery["event_type"],
-                attempt,
-                error,
-            )
+            moment = datetime.now(UTC) + timedelta(seconds=delay)
+            values.update(status="pending", next_attempt_at=iso(moment))
+        return values
 
-    async def _health(self, conn: Any, endpoint_id: str, ok: bool, gone: bool, now: str) -> None:
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        now = now_iso()
+        attempts = []
+        health: dict[str, list[Outcome]] = {}
+        async with self.engine.begin() as conn:
+            for outcome in outcomes:
+                delivery = outcome.delivery
+                values = self._settle(outcome, now)
+                attempts.append(
+                    {
+                        "delivery_id": delivery["id"],
+                        "attempt": values["attempts"],
+                        "trigger": delivery["next_trigger"],
+                        "status_code": outcome.status_code,
+                        "duration_ms": outcome.duration,
+                        "error": outcome.error,
+                        "created_at": now,
+                    }
+                )
+                await conn.execute(
+                    update(deliveries_table)
+                    .where(deliveries_table.c.id == delivery["id"])
+                    .values(**values)
+                )
+                if delivery["endpoint_id"] is not None:
+                    health.setdefault(delivery["endpoint_id"], []).append(outcome)
+                if outcome.error is not None:
+                    log.warning(
+                        "delivery %s (%s) attempt %d failed: %s",
+                        delivery["id"],
+                        delivery["event_type"],
+                        values["attempts"],
+                        outcome.error,
+                    )
+            await conn.execute(insert(attempts_table), attempts)
+            for endpoint_id, results in health.items():
+                last = results[-1]
+                await self._health(
+                    conn,
+                    endpoint_id,
+                    last.error is None,
+                    last.status_code == 410,
+                    now,
+                    failures=sum(1 for r in results if r.error is not None),
+                )
+
+    async def _health(
+        self, conn: Any, endpoint_id: str, ok: bool, gone: bool, now: str, failures: int = 1
+    ) -> None:
         table = endpoints_table
         if ok:
             values: dict[str, Any] = {
@@ -233,12 +254,23 @@ class DeliveryWorker:
             ).scalar()
             values = {
                 "last_failure_at": now,
-                "failure_streak": table.c.failure_streak + 1,
+                "failure_streak": table.c.failure_streak + failures,
                 "failing_since": current or now,
             }
             if gone:
                 values["disabled_reason"] = "the receiver answered 410 Gone"
         await conn.execute(update(table).where(table.c.id == endpoint_id).values(**values))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt gave."""
+
+    delivery: dict[str, Any]
+    status_code: int | None
+    error: str | None
+    retry_after: float | None
+    duration: int
 
 
 def endpoint_status(row: Any, failing_after: float, now: datetime | None = None) -> str:
