@@ -131,7 +131,9 @@ class Clients:
 
 def steady(base: str, token: str, rate: float, count: int) -> None:
     """Post ``count`` single events at ``rate`` per second, each stamped with its send time."""
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as http:
         began = time.perf_counter()
         for n in range(count):
             delay = began + n / rate - time.perf_counter()
@@ -145,7 +147,9 @@ def flat_out(base: str, token: str, seconds: float) -> int:
     body_size = 20
     posted = 0
     deadline = time.monotonic() + seconds
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as http:
         while time.monotonic() < deadline:
             body = [{"type": "tick", "title": f"t{time.time():.6f}"} for _ in range(body_size)]
             http.post("/v1/events", json=body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, patch, post
+from litestar.params import FromPath
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
@@ -87,7 +88,7 @@ async def _key(request: Request[Any, Any, Any]) -> str:
     return key
 
 
-async def _load(request: Request[Any, Any, Any], source_id: str) -> Any:
+async def _load(request: Request[Any, Any, Any], source_id: FromPath[str]) -> Any:
     async with request.app.state.services.engine.connect() as conn:
         row = (
             (await conn.execute(select(sources_table).where(sources_table.c.id == source_id)))
@@ -159,13 +160,15 @@ async def list_sources(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/sources/{source_id:str}", guards=[requires("admin")])
-async def get_source(request: Request[Any, Any, Any], source_id: str) -> dict[str, Any]:
+async def get_source(request: Request[Any, Any, Any], source_id: FromPath[str]) -> dict[str, Any]:
     """One source."""
     return source_json(await _load(request, source_id))
 
 
 @patch("/v1/sources/{source_id:str}", guards=[requires("admin")])
-async def update_source(request: Request[Any, Any, Any], source_id: str) -> dict[str, Any]:
+async def update_source(
+    request: Request[Any, Any, Any], source_id: FromPath[str]
+) -> dict[str, Any]:
     """Change a source (a new token, URL or resumeUrl); a failed source reconnects."""
     await _load(request, source_id)
     values = parse_source(await read_json(request), partial=True)
@@ -183,7 +186,7 @@ async def update_source(request: Request[Any, Any, Any], source_id: str) -> dict
 
 
 @delete("/v1/sources/{source_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_source(request: Request[Any, Any, Any], source_id: str) -> None:
+async def delete_source(request: Request[Any, Any, Any], source_id: FromPath[str]) -> None:
     """Stop subscribing; events already ingested stay in the log."""
     await _load(request, source_id)
     async with request.app.state.services.engine.begin() as conn:

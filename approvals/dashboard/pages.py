@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from approvals.dashboard import queries, session
@@ -144,7 +145,9 @@ async def inbox(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @get("/approvals/{approval_id:str}", include_in_schema=False)
-async def approval_page(request: Request[Any, Any, Any], approval_id: str) -> Response[Any]:
+async def approval_page(
+    request: Request[Any, Any, Any], approval_id: FromPath[str]
+) -> Response[Any]:
     """One request: what it asks, the run's context, and the decision form."""
     current = await signed_in(request)
     if current is None:
@@ -173,7 +176,7 @@ async def approval_page(request: Request[Any, Any, Any], approval_id: str) -> Re
 
 
 @post("/approvals/{approval_id:str}/decide", include_in_schema=False, status_code=200)
-async def decide(request: Request[Any, Any, Any], approval_id: str) -> Response[Any]:
+async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Record a reviewer's decision; answer the refreshed decision panel (or redirect)."""
     form = await _form(request)
     current = await _csrf(request, form)
@@ -279,7 +282,9 @@ async def webhooks_page(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @post("/webhooks/deliveries/{delivery_id:str}/retry", include_in_schema=False, status_code=303)
-async def retry_from_page(request: Request[Any, Any, Any], delivery_id: str) -> Response[Any]:
+async def retry_from_page(
+    request: Request[Any, Any, Any], delivery_id: FromPath[str]
+) -> Response[Any]:
     """Send a delivery again (a manual attempt) and go back to the webhooks page."""
     current = await _csrf(request, await _form(request))
     if not current.user:

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get, post
 from litestar.enums import MediaType
+from litestar.params import FromPath
 from litestar.response import Response, Stream
 
 from approvals.auth.guard import requires
@@ -132,7 +133,7 @@ async def _page(
 
 
 @get("/v1/events/{event_id:str}", guards=[requires("events:read")])
-async def get_event(request: Request[Any, Any, Any], event_id: str) -> Any:
+async def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Any:
     """One event by id."""
     position = parse_position(event_id, "id")
     assert position is not None

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from litestar import Request, delete, get, post
+from litestar.params import FromPath
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select
 
@@ -81,7 +82,9 @@ async def list_approvals(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/approvals/{approval_id:str}", guards=[requires("approvals:read")])
-async def get_approval(request: Request[Any, Any, Any], approval_id: str) -> dict[str, Any]:
+async def get_approval(
+    request: Request[Any, Any, Any], approval_id: FromPath[str]
+) -> dict[str, Any]:
     """One approval with its request and resolution; ``wait`` long-polls for the decision."""
     services = request.app.state.services
     raw_wait = request.query_params.get("wait")
@@ -133,7 +136,7 @@ async def _decide_one(
     guards=[requires("approvals:resolve")],
     status_code=200,
 )
-async def decide(request: Request[Any, Any, Any], approval_id: str) -> Any:
+async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Any:
     """Approve, reject or answer one approval; 409 when it is already resolved."""
     body = parse_decision(await read_json(request))
     return await _decide_one(request, approval_id, body)
@@ -185,7 +188,7 @@ async def list_policies(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @delete("/v1/policies/{policy_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_policy(request: Request[Any, Any, Any], policy_id: str) -> None:
+async def delete_policy(request: Request[Any, Any, Any], policy_id: FromPath[str]) -> None:
     """Remove a policy; open approvals keep the rule they were opened under."""
     table = service.policies_table
     async with request.app.state.services.engine.begin() as conn:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Request, delete, get, post
+from litestar.params import FromPath
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
@@ -100,7 +101,7 @@ def delivery_json(row: Any, attempts: list[Any] | None = None) -> dict[str, Any]
     return out
 
 
-async def _endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> Any:
+async def _endpoint(request: Request[Any, Any, Any], endpoint_id: FromPath[str]) -> Any:
     async with request.app.state.services.engine.connect() as conn:
         row = (
             (await conn.execute(select(endpoints_table).where(endpoints_table.c.id == endpoint_id)))
@@ -168,14 +169,16 @@ async def list_endpoints(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/webhooks/{endpoint_id:str}", guards=[requires("admin")])
-async def get_endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> dict[str, Any]:
+async def get_endpoint(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> dict[str, Any]:
     """One endpoint with its health."""
     row = await _endpoint(request, endpoint_id)
     return endpoint_json(row, request.app.state.services.settings)
 
 
 @delete("/v1/webhooks/{endpoint_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> None:
+async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: FromPath[str]) -> None:
     """Remove an endpoint; its pending deliveries are settled as failed."""
     await _endpoint(request, endpoint_id)
     async with request.app.state.services.engine.begin() as conn:
@@ -191,7 +194,9 @@ async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> 
 
 
 @post("/v1/webhooks/{endpoint_id:str}/rotate-secret", guards=[requires("admin")], status_code=200)
-async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: str) -> dict[str, Any]:
+async def rotate_secret(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> dict[str, Any]:
     """Issue a new secret; the old one keeps signing beside it for 24 hours."""
     row = await _endpoint(request, endpoint_id)
     secret = new_secret()
@@ -209,7 +214,9 @@ async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: str) -> di
 
 
 @get("/v1/webhooks/{endpoint_id:str}/deliveries", guards=[requires("admin")])
-async def list_deliveries(request: Request[Any, Any, Any], endpoint_id: str) -> dict[str, Any]:
+async def list_deliveries(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> dict[str, Any]:
     """An endpoint's deliveries, newest first, with their attempts."""
     await _endpoint(request, endpoint_id)
     params = request.query_params
@@ -252,7 +259,7 @@ async def list_deliveries(request: Request[Any, Any, Any], endpoint_id: str) -> 
     }
 
 
-async def requeue(services: Any, delivery_id: str) -> Any:
+async def requeue(services: Any, delivery_id: FromPath[str]) -> Any:
     """Make a delivery due now, its next attempt marked manual; 404 when unknown."""
     async with services.engine.begin() as conn:
         result = await conn.execute(
@@ -282,6 +289,8 @@ async def requeue(services: Any, delivery_id: str) -> Any:
 
 
 @post("/v1/deliveries/{delivery_id:str}/retry", guards=[requires("admin")], status_code=202)
-async def retry_delivery(request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:
+async def retry_delivery(
+    request: Request[Any, Any, Any], delivery_id: FromPath[str]
+) -> dict[str, Any]:
     """Send a delivery again now (recorded as a manual attempt)."""
     return delivery_json(await requeue(request.app.state.services, delivery_id))
