@@ -441,3 +441,36 @@ def test_bad_sources_are_refused(
         assert answer.status_code == status and answer.json()["field"] == field
         assert len(http.get("/v1/sources").json()["sources"]) == 1
         assert http.delete("/v1/sources/src_nope").status_code == 404
+
+
+def test_a_silent_stream_is_treated_as_dead_and_reconnected(
+    sqlite_database: Database, make_server: Callable[..., Server], simulators: list[Simulator]
+) -> None:
+    sim = simulator_for("prism")
+    sim.keepalive = 3600  # no keepalives: after the events, nothing at all
+    simulators.append(sim)
+    server = make_server(sqlite_database, approvals_connector_silence_seconds="1")
+    admin = sqlite_database.key("admin")
+    with server.client(admin) as http:
+        source = add_source(http, sim, "prism")
+        until(lambda: http.get(f"/v1/sources/{source['id']}").json()["eventsReceived"] == 5)
+        until(lambda: len(sim.requests) >= 2, timeout=10)
+        state = http.get(f"/v1/sources/{source['id']}").json()
+    assert sim.last_event_ids()[1] == "evt_0197"  # resumed where it was
+    assert state["eventsReceived"] == 5
+
+
+def test_cerca_history_is_asked_for_on_the_first_connection_only(
+    sqlite_database: Database, make_server: Callable[..., Server], simulators: list[Simulator]
+) -> None:
+    sim = simulator_for("cerca")
+    sim.drop_after = 2
+    simulators.append(sim)
+    server = make_server(sqlite_database, **FAST)
+    admin = sqlite_database.key("admin")
+    with server.client(admin) as http:
+        add_source(http, sim, "cerca", history=True)
+        until(lambda: len(sim.requests) >= 2)
+    assert "history=true" in sim.requests[0]["path"]
+    assert "history" not in sim.requests[1]["path"]
+    assert sim.requests[1]["last-event-id"] == "2"
