@@ -85,6 +85,11 @@ class DeliveryWorker:
             .order_by(deliveries_table.c.next_attempt_at)
             .limit(BATCH)
         )
+        # A read first: most wake-ups find nothing due, and on SQLite an UPDATE
+        # would take the write lock that appends are waiting for.
+        async with self.engine.connect() as conn:
+            if (await conn.execute(due.limit(1))).first() is None:
+                return []
         if self.postgres:
             due = due.with_for_update(skip_locked=True)
         async with self.engine.begin() as conn:
