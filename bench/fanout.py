@@ -38,8 +38,14 @@ async def _subscribe(port: int, token: str, sample: bool, stats: dict, stop: asy
         "Accept: text/event-stream\r\n\r\n".encode()
     )
     await writer.drain()
-    stats["connected"] += 1
     tail = b""
+    first = b""
+    while b"event: connected" not in first:  # counted once the server has answered
+        chunk = await reader.read(65536)
+        if not chunk:
+            raise RuntimeError(f"subscription refused: {first[:200]!r}")
+        first += chunk
+    stats["connected"] += 1
     try:
         while not stop.is_set():
             chunk = await reader.read(262144)
