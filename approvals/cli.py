@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
 from approvals.config import Settings
 from approvals.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
@@ -20,6 +22,18 @@ users_app = typer.Typer(help="Dashboard reviewers.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+
+
+@contextmanager
+def _transaction() -> Iterator[tuple[Settings, Connection]]:
+    """A connection to the migrated database, in a transaction committed on success."""
+    settings, url = _database()
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            yield settings, conn
+    finally:
+        engine.dispose()
 
 
 def _database() -> tuple[Settings, URL]:
@@ -72,16 +86,12 @@ def keys_create(
     """Create an API key; the key is the last line printed."""
     from approvals.auth.keys import KeyError_, create_key
 
-    _, url = _database()
-    engine = make_sync_engine(url)
     try:
-        with engine.begin() as conn:
+        with _transaction() as (_, conn):
             key = create_key(conn, name, scope)
     except KeyError_ as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"Created key {name!r} with scopes {', '.join(sorted(set(scope)))}.")
     typer.echo("Store it now: it is kept only as a hash and cannot be shown again.")
     typer.echo(key)
@@ -92,13 +102,8 @@ def keys_list() -> None:
     """List keys: name, prefix, scopes, created and revoked dates."""
     from approvals.auth.keys import list_keys
 
-    _, url = _database()
-    engine = make_sync_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = list_keys(conn)
-    finally:
-        engine.dispose()
+    with _transaction() as (_, conn):
+        rows = list_keys(conn)
     if not rows:
         typer.echo("No keys yet: approvals keys create NAME --scope SCOPE")
     for row in rows:
@@ -111,16 +116,12 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     """Revoke a key; requests with it are refused from now on."""
     from approvals.auth.keys import KeyError_, revoke_key
 
-    _, url = _database()
-    engine = make_sync_engine(url)
     try:
-        with engine.begin() as conn:
+        with _transaction() as (_, conn):
             revoke_key(conn, name)
     except KeyError_ as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"Revoked key {name!r}.")
 
 
@@ -129,13 +130,8 @@ def webhooks_callback_secret() -> None:
     """Print the secret that signs approval callbacks (callbackUrl deliveries)."""
     from approvals.webhooks.secrets import callback_secret
 
-    _, url = _database()
-    engine = make_sync_engine(url)
-    try:
-        with engine.begin() as conn:
-            secret = callback_secret(conn)
-    finally:
-        engine.dispose()
+    with _transaction() as (_, conn):
+        secret = callback_secret(conn)
     typer.echo(secret)
 
 
@@ -170,18 +166,13 @@ def sources_add(
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    settings, db_url = _database()
-    engine = make_sync_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            taken = conn.execute(select(sources_table.c.id).where(sources_table.c.name == name))
-            if taken.first() is not None:
-                typer.echo(f"error: a source named {name!r} exists", err=True)
-                raise typer.Exit(2)
-            row = new_source(values, service_key(conn, settings.secret_key))
-            conn.execute(insert(sources_table).values(**row))
-    finally:
-        engine.dispose()
+    with _transaction() as (settings, conn):
+        taken = conn.execute(select(sources_table.c.id).where(sources_table.c.name == name))
+        if taken.first() is not None:
+            typer.echo(f"error: a source named {name!r} exists", err=True)
+            raise typer.Exit(2)
+        row = new_source(values, service_key(conn, settings.secret_key))
+        conn.execute(insert(sources_table).values(**row))
     typer.echo(f"Added source {name!r} ({dialect}); a running service connects within seconds.")
     typer.echo("Resume secret (verifies decisions sent to the resume URL), shown once:")
     typer.echo(row["resume_secret"])
@@ -194,14 +185,9 @@ def sources_list() -> None:
 
     from approvals.connectors.routes import sources_table
 
-    _, url = _database()
-    engine = make_sync_engine(url)
-    try:
-        with engine.connect() as conn:
-            result = conn.execute(select(sources_table).order_by(sources_table.c.created_at))
-            rows = [dict(row) for row in result.mappings()]
-    finally:
-        engine.dispose()
+    with _transaction() as (_, conn):
+        result = conn.execute(select(sources_table).order_by(sources_table.c.created_at))
+        rows = [dict(row) for row in result.mappings()]
     if not rows:
         typer.echo("No sources yet: approvals sources add NAME --dialect D --url URL --token T")
     for row in rows:
@@ -219,13 +205,8 @@ def sources_remove(name: Annotated[str, typer.Argument(help="The source's name."
 
     from approvals.connectors.routes import sources_table
 
-    _, url = _database()
-    engine = make_sync_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(delete(sources_table).where(sources_table.c.name == name))
-    finally:
-        engine.dispose()
+    with _transaction() as (_, conn):
+        result = conn.execute(delete(sources_table).where(sources_table.c.name == name))
     if result.rowcount == 0:
         typer.echo(f"error: no source named {name!r}", err=True)
         raise typer.Exit(2)
@@ -248,16 +229,12 @@ def users_create(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _, url = _database()
-    engine = make_sync_engine(url)
     try:
-        with engine.begin() as conn:
+        with _transaction() as (_, conn):
             create_user(conn, name, password)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"Created reviewer {name!r}; they can sign in at /login.")
 
 
@@ -276,15 +253,10 @@ def demo(
     if not key:
         from approvals.auth.keys import create_key
 
-        _, db_url = _database()
-        engine = make_sync_engine(db_url)
-        try:
-            with engine.begin() as conn:
-                import secrets
+        with _transaction() as (_, conn):
+            import secrets
 
-                key = create_key(conn, f"demo-agent-{secrets.token_hex(2)}", ["events:write"])
-        finally:
-            engine.dispose()
+            key = create_key(conn, f"demo-agent-{secrets.token_hex(2)}", ["events:write"])
         typer.echo("Created a demo key with events:write in the local database.")
     try:
         run_demo(url, key, runs=runs, pace=pace, echo=typer.echo)

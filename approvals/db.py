@@ -7,9 +7,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, event, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from approvals.errors import not_found
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 7_400_001  # pg_advisory_lock key held while migrating
@@ -110,3 +112,13 @@ def migrate(url: URL) -> None:
                     connection.commit()
     finally:
         engine.dispose()
+
+
+async def one_or_404(engine: AsyncEngine, table: Table, row_id: str, what: str) -> Any:
+    """The row of ``table`` whose ``id`` is ``row_id``; a 404 naming ``what`` otherwise."""
+    async with engine.connect() as conn:
+        query = select(table).where(table.c.id == row_id)
+        row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise not_found(f"{what} {row_id}")
+    return row

@@ -13,7 +13,8 @@ from approvals.auth.guard import requires
 from approvals.clock import now_iso
 from approvals.connectors.dialects import DIALECTS
 from approvals.connectors.models import Source
-from approvals.errors import ApiError, invalid, not_found
+from approvals.db import one_or_404
+from approvals.errors import ApiError, invalid
 from approvals.events.log import new_id
 from approvals.events.routes import read_json
 from approvals.queue.schema import check_url
@@ -88,16 +89,8 @@ async def _key(request: Request[Any, Any, Any]) -> str:
     return key
 
 
-async def _load(request: Request[Any, Any, Any], source_id: FromPath[str]) -> Any:
-    async with request.app.state.services.engine.connect() as conn:
-        row = (
-            (await conn.execute(select(sources_table).where(sources_table.c.id == source_id)))
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise not_found(f"source {source_id}")
-    return row
+async def _load(request: Request[Any, Any, Any], source_id: str) -> Any:
+    return await one_or_404(request.app.state.services.engine, sources_table, source_id, "source")
 
 
 async def _name_free(request: Request[Any, Any, Any], name: str, source_id: str = "") -> None:

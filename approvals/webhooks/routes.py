@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from approvals.auth.guard import requires
 from approvals.clock import iso, now_iso
+from approvals.db import one_or_404
 from approvals.errors import ApiError, invalid, not_found
 from approvals.events.log import new_id
 from approvals.events.routes import read_json
@@ -101,16 +102,9 @@ def delivery_json(row: Any, attempts: list[Any] | None = None) -> dict[str, Any]
     return out
 
 
-async def _endpoint(request: Request[Any, Any, Any], endpoint_id: FromPath[str]) -> Any:
-    async with request.app.state.services.engine.connect() as conn:
-        row = (
-            (await conn.execute(select(endpoints_table).where(endpoints_table.c.id == endpoint_id)))
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise not_found(f"webhook endpoint {endpoint_id}")
-    return row
+async def _endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> Any:
+    engine = request.app.state.services.engine
+    return await one_or_404(engine, endpoints_table, endpoint_id, "webhook endpoint")
 
 
 @post("/v1/webhooks", guards=[requires("admin")], status_code=201)
