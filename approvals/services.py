@@ -45,8 +45,7 @@ class Services:
         broker = Broker(settings.broker_buffer)
         log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker))
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
-        webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url))
-        log.hooks.append(OpenApprovals())
+        webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url), writer=log.writer())
         outbox = Outbox(webhooks.wake)
         outbox.on_resolved.append(resume_deliveries)
         LOOKUPS["resume"] = resume_secret

@@ -56,6 +56,7 @@ class LogTransaction:
         self.head = head
         self.hooks = hooks
         self.appended: list[dict[str, Any]] = []
+        self.extras: dict[str, Any] = {}  # per-transaction state of append hooks
         self.after_commit: list[Callable[[], Awaitable[None] | None]] = []
 
     async def append(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,7 +154,11 @@ class EventLog:
         self.on_commit = on_commit
         self.hooks: list[AppendHook] = []
         # SQLite allows one writer; queueing here avoids its busy handler's sleeps.
-        self._local_writer = contextlib.nullcontext() if postgres else asyncio.Lock()
+        self._local_writer: Any = contextlib.nullcontext() if postgres else asyncio.Lock()
+
+    def writer(self) -> Any:
+        """Hold this while writing outside the log on SQLite (no-op on PostgreSQL)."""
+        return self._local_writer
 
     @asynccontextmanager
     async def transaction(self, actor: str | None = None) -> AsyncIterator[LogTransaction]:

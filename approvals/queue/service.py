@@ -35,21 +35,23 @@ class OpenApprovals:
 
     def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Give each request event its approval id and pending status."""
+        opening = tx.extras.setdefault("opening", {})
         for row in rows:
             options = row.pop(OPTIONS_KEY, None)
             if row.get("approval_id") is None and is_request(row):
                 row["approval_id"] = new_id("apr")
                 row["status"] = "pending_approval"
-                row[OPTIONS_KEY + "_opts"] = options or {}
+                opening[row["id"]] = options or {}
 
     async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Insert the approvals, then apply auto-approve and deny policies."""
-        opened = [row for row in rows if OPTIONS_KEY + "_opts" in row]
+        opening = tx.extras.get("opening", {})
+        opened = [row for row in rows if row["id"] in opening]
         if not opened:
             return
         rules = await load_rules(tx)
         for row in opened:
-            options = row.pop(OPTIONS_KEY + "_opts")
+            options = opening.pop(row["id"])
             detail = row.get("detail") or {}
             tool = detail.get("tool") if isinstance(detail.get("tool"), str) else None
             effective = policy.select(rules, row.get("agent_id"), tool)

@@ -32,8 +32,13 @@ BATCH = 50
 class DeliveryWorker:
     """Sends what the outbox holds, in every server process, without double sends."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, postgres: bool) -> None:
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, postgres: bool, writer: Any = None
+    ) -> None:
         self.engine = engine
+        # Shared with the log on SQLite, so claims and records queue behind appends
+        # instead of meeting SQLite's busy handler and its sleeps.
+        self.writer = writer if writer is not None else contextlib.nullcontext()
         self.settings = settings
         self.postgres = postgres
         self.allowed = destinations.parse(settings.webhook_allowed)
@@ -92,7 +97,7 @@ class DeliveryWorker:
                 return []
         if self.postgres:
             due = due.with_for_update(skip_locked=True)
-        async with self.engine.begin() as conn:
+        async with self.writer, self.engine.begin() as conn:
             rows = (
                 (
                     await conn.execute(
@@ -201,7 +206,7 @@ class DeliveryWorker:
         now = now_iso()
         attempts = []
         health: dict[str, list[Outcome]] = {}
-        async with self.engine.begin() as conn:
+        async with self.writer, self.engine.begin() as conn:
             for outcome in outcomes:
                 delivery = outcome.delivery
                 values = self._settle(outcome, now)
