@@ -9,22 +9,26 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Response
-from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
+from litestar.types import Message, Scope
 
-from approvals import __version__
 from approvals.config import Settings
 from approvals.connectors import routes as sources
-from approvals.dashboard import live, pages
+from approvals.contract import ApiRequest, refuse_unknown_query
+from approvals.dashboard import live, oidc_pages, pages
 from approvals.db import parse_url
 from approvals.errors import exception_handlers
 from approvals.events.routes import get_event, get_events, post_events
+from approvals.notify import interactions, links
+from approvals.notify import routes as notifications
+from approvals.openapi import config as openapi_config
+from approvals.openapi import docs_page
 from approvals.ops import healthz, metrics, readyz
 from approvals.queue import routes as queue
 from approvals.services import Services
 from approvals.webhooks import routes as webhooks
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC = Path(__file__).resolve().parent / "static"  # a link to ../static in the repository
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -38,6 +42,18 @@ async def security_headers(response: Response[Any]) -> Response[Any]:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
+
+
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+async def strict_transport(message: Message, scope: Scope) -> None:
+    """Tell browsers to use https only, on answers served over https (directly or via a proxy
+    that uvicorn trusts for ``X-Forwarded-Proto``)."""
+    if message["type"] == "http.response.start" and scope.get("scheme") == "https":
+        headers = list(message.get("headers", []))
+        headers.append(HSTS)
+        message["headers"] = headers
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -66,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         get_event,
         queue.open_approval,
         queue.list_approvals,
+        queue.stream_approvals,
         queue.get_approval,
         queue.decide,
         queue.decide_many,
@@ -84,31 +101,43 @@ def create_app(settings: Settings | None = None) -> Litestar:
         sources.get_source,
         sources.update_source,
         sources.delete_source,
+        notifications.create_notification,
+        notifications.list_notifications,
+        notifications.delete_notification,
+        interactions.slack_interactions,
+        links.email_link_page,
+        links.email_link_decide,
         healthz,
         readyz,
         metrics,
         pages.login_page,
         pages.login,
         pages.logout,
+        oidc_pages.oidc_start,
+        oidc_pages.oidc_callback,
         pages.inbox,
         pages.approval_page,
         pages.decide,
+        *pages.DESK,
         pages.history_page,
         pages.events_page,
         pages.webhooks_page,
+        pages.audit_page,
         pages.retry_from_page,
         live.stream,
-        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
+        docs_page,
+        create_static_files_router(
+            path="/static", directories=[STATIC], include_in_schema=False, opt={"any_query": True}
+        ),
     ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        before_request=refuse_unknown_query,
         after_request=security_headers,
+        before_send=[strict_transport],
+        request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="approvals",
-            version=__version__,
-            path="/schema",
-        ),
+        openapi_config=openapi_config(),
     )

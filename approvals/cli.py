@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection
 
+from approvals import terminal
 from approvals.config import Settings
+from approvals.dashboard.commands import register as register_user_commands
 from approvals.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
 
+T = TypeVar("T")
 app = typer.Typer(help="Human-in-the-loop approvals for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -22,6 +29,7 @@ users_app = typer.Typer(help="Dashboard reviewers.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+terminal.register(app)  # pending, show, approve, reject, answer: over the HTTP API
 
 
 @contextmanager
@@ -36,15 +44,51 @@ def _transaction() -> Iterator[tuple[Settings, Connection]]:
         engine.dispose()
 
 
-def _database() -> tuple[Settings, URL]:
+def _database(announce: bool = False) -> tuple[Settings, URL]:
+    """Open and migrate the configured database, saying which when it is not the default."""
     settings = Settings.from_env()
     try:
         url = parse_url(settings.database_url)
     except DatabaseUrlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    shown = url.render_as_string(hide_password=True)
+    if announce or settings.database_url != Settings.database_url:
+        typer.echo(f"approvals: database {shown}", err=True)
+    fresh = _is_new(url)
     migrate(url)
+    if fresh:
+        typer.echo(
+            f"approvals: warning: created a new, empty database at {shown} "
+            "(set APPROVALS_DATABASE_URL to use another)",
+            err=True,
+        )
     return settings, url
+
+
+def _is_new(url: URL) -> bool:
+    """Tell whether the database holds no approvals schema yet (a SQLite file not there)."""
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        return path in ("", ":memory:") or not os.path.exists(path)
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return not inspect(conn).has_table("alembic_version")
+    except Exception:
+        return False  # migrate() reports an unreachable server itself
+    finally:
+        engine.dispose()
+
+
+class _QuietShutdown(logging.Filter):
+    """Drop uvicorn's noise about open SSE streams cancelled at shutdown (Ctrl-C)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "timeout graceful shutdown exceeded" in record.getMessage():
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
 
 
 @app.command()
@@ -52,77 +96,164 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes sharing the port (one per core).")
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the API, streams and dashboard."""
     import uvicorn
 
     from approvals.app import create_app
 
-    settings, url = _database()
+    settings, _ = _database(announce=True)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    typer.echo(f"approvals: database {url.render_as_string(hide_password=True)}", err=True)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=2,
-        proxy_headers=False,
-    )
-    uvicorn.Server(config).run()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": 2,
+        # Only a proxy named in APPROVALS_TRUSTED_PROXIES may set the client address and
+        # scheme (X-Forwarded-For, X-Forwarded-Proto); nobody by default.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
+    logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
+    if workers > 1:
+        # Each worker process builds its own app from the same environment and
+        # coordinates with the others through the database (see README, Deploy).
+        # A busy machine can take more than uvicorn's default 5 s to start a worker.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(
+                "approvals.app:create_app",
+                factory=True,
+                workers=workers,
+                timeout_worker_healthcheck=30,
+                **options,
+            )
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()
+
+
+class CommandError(ValueError):
+    """A command cannot do what it was asked; the message says why."""
+
+
+def _audited(work: Callable[[Connection, Any], T]) -> T:
+    """Run a change and the audit events it records in one transaction; exit 2 on errors."""
+    from approvals.audit import run_audited
+    from approvals.auth.keys import KeyError_
+    from approvals.dashboard.users import UserError
+
+    _, url = _database()
+    try:
+        return run_audited(url, work)
+    except (KeyError_, UserError, CommandError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Argument(help="A name for the key, shown as resolvedBy.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name for the key, shown as resolvedBy.")
+    ],
     scope: Annotated[
         list[str],
         typer.Option(
             "--scope",
-            help="events:read, events:write, approvals:read, approvals:resolve or admin.",
+            metavar="SCOPE (repeatable)",
+            help="events:read, events:write, approvals:read, approvals:resolve or admin; "
+            "give --scope once per scope.",
         ),
     ],
+    expires: Annotated[
+        str | None,
+        typer.Option(metavar="DURATION", help="End the key this long from now: 90d, 12h, 30m, 2w."),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            metavar="RATE",
+            help="This key's rate limit, like '50/s' or '50/s burst 200' or 'off' "
+            "(default: APPROVALS_RATE_LIMIT).",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key; the key is the last line printed."""
-    from approvals.auth.keys import KeyError_, create_key
+    from approvals.auth.keys import create_key, parse_duration
 
-    try:
-        with _transaction() as (_, conn):
-            key = create_key(conn, name, scope)
-    except KeyError_ as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    def work(conn: Connection, record: Any) -> str:
+        lifetime = parse_duration(expires) if expires is not None else None
+        key = create_key(conn, name, scope, lifetime, rate)
+        record(
+            "key.created",
+            f"Key {name!r} created",
+            key=name,
+            scopes=sorted(set(scope)),
+            expires=expires,
+            rate=rate,
+        )
+        return key
+
+    key = _audited(work)
     typer.echo(f"Created key {name!r} with scopes {', '.join(sorted(set(scope)))}.")
+    if expires:
+        typer.echo(f"It expires in {expires}.")
     typer.echo("Store it now: it is kept only as a hash and cannot be shown again.")
     typer.echo(key)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys: name, prefix, scopes, created and revoked dates."""
-    from approvals.auth.keys import list_keys
+    """List keys: name, prefix, scopes, rate, created date and state (expiry, revocation)."""
+    from approvals.auth.keys import key_state, list_keys
 
     with _transaction() as (_, conn):
         rows = list_keys(conn)
     if not rows:
         typer.echo("No keys yet: approvals keys create NAME --scope SCOPE")
     for row in rows:
-        state = f"revoked {row['revokedAt']}" if row["revokedAt"] else "active"
-        typer.echo(f"{row['name']}\t{row['prefix']}…\t{row['scopes']}\t{row['createdAt']}\t{state}")
+        typer.echo(
+            f"{row['name']}\t{row['prefix']}…\t{row['scopes']}\t{row['rate'] or 'default rate'}\t"
+            f"{row['createdAt']}\t{key_state(row)}"
+        )
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key; requests with it are refused from now on."""
-    from approvals.auth.keys import KeyError_, revoke_key
+    from approvals.auth.keys import revoke_key
 
-    try:
-        with _transaction() as (_, conn):
-            revoke_key(conn, name)
-    except KeyError_ as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    def work(conn: Connection, record: Any) -> None:
+        revoke_key(conn, name)
+        record("key.revoked", f"Key {name!r} revoked", key=name)
+
+    _audited(work)
     typer.echo(f"Revoked key {name!r}.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    grace: Annotated[
+        str,
+        typer.Option(metavar="DURATION", help="How long the old key keeps working: 24h, 7d."),
+    ] = "24h",
+) -> None:
+    """Issue a new key with the same scopes; the old one works for a grace period."""
+    from approvals.auth.keys import parse_duration, rotate_key
+
+    def work(conn: Connection, record: Any) -> str:
+        key = rotate_key(conn, name, parse_duration(grace))
+        record("key.rotated", f"Key {name!r} rotated", key=name, grace=grace)
+        return key
+
+    key = _audited(work)
+    typer.echo(f"Rotated key {name!r}: the old key keeps working for {grace}.")
+    typer.echo("Store the new key now: it is kept only as a hash and cannot be shown again.")
+    typer.echo(key)
 
 
 @webhooks_app.command("callback-secret")
@@ -150,8 +281,11 @@ def sources_add(
 
     from sqlalchemy import insert, select
 
-    from approvals.connectors.routes import new_source, parse_source, sources_table
+    from approvals.connectors.routes import new_source, source_values, sources_table
+    from approvals.connectors.schema import SourceCreate
+    from approvals.contract import convert
     from approvals.errors import ApiError
+    from approvals.outbound import parse as parse_destinations
     from approvals.secretbox import service_key
 
     if token_stdin:
@@ -162,17 +296,24 @@ def sources_add(
     if history:
         body["history"] = True
     try:
-        values = parse_source(body)
+        # The resumeUrl is checked against this environment's outbound setting.
+        destinations = parse_destinations(Settings.from_env().webhook_allowed)
+        values = source_values(convert(body, SourceCreate), destinations)
     except ApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    with _transaction() as (settings, conn):
+    settings = Settings.from_env()
+
+    def work(conn: Connection, record: Any) -> dict[str, Any]:
         taken = conn.execute(select(sources_table.c.id).where(sources_table.c.name == name))
         if taken.first() is not None:
-            typer.echo(f"error: a source named {name!r} exists", err=True)
-            raise typer.Exit(2)
+            raise CommandError(f"a source named {name!r} exists")
         row = new_source(values, service_key(conn, settings.secret_key))
         conn.execute(insert(sources_table).values(**row))
+        record("source.added", f"Source {name!r} added", source=name, dialect=dialect)
+        return row
+
+    row = _audited(work)
     typer.echo(f"Added source {name!r} ({dialect}); a running service connects within seconds.")
     typer.echo("Resume secret (verifies decisions sent to the resume URL), shown once:")
     typer.echo(row["resume_secret"])
@@ -205,37 +346,14 @@ def sources_remove(name: Annotated[str, typer.Argument(help="The source's name."
 
     from approvals.connectors.routes import sources_table
 
-    with _transaction() as (_, conn):
+    def work(conn: Connection, record: Any) -> None:
         result = conn.execute(delete(sources_table).where(sources_table.c.name == name))
-    if result.rowcount == 0:
-        typer.echo(f"error: no source named {name!r}", err=True)
-        raise typer.Exit(2)
+        if result.rowcount == 0:
+            raise CommandError(f"no source named {name!r}")
+        record("source.removed", f"Source {name!r} removed", source=name)
+
+    _audited(work)
     typer.echo(f"Removed source {name!r}.")
-
-
-@users_app.command("create")
-def users_create(
-    name: Annotated[str, typer.Argument(help="The reviewer's username (their resolvedBy).")],
-    password_stdin: Annotated[
-        bool, typer.Option(help="Read the password from standard input.")
-    ] = False,
-) -> None:
-    """Create a dashboard reviewer; the password is stored as an argon2 hash."""
-    import sys
-
-    from approvals.dashboard.users import UserError, create_user
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        with _transaction() as (_, conn):
-            create_user(conn, name, password)
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo(f"Created reviewer {name!r}; they can sign in at /login.")
 
 
 @app.command()
@@ -263,3 +381,6 @@ def demo(
     except Exception as exc:  # a clear message, not a traceback, when the service is away
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+register_user_commands(users_app, _transaction, _audited)

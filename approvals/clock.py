@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 def iso(moment: datetime) -> str:
     """Format a datetime as canonical UTC ISO-8601 with milliseconds."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %Y does not pad years before 1000 on every platform; the canonical form always does.
+    return (
+        f"{moment.year:04d}-"
+        + moment.strftime("%m-%dT%H:%M:%S.")
+        + (f"{moment.microsecond // 1000:03d}Z")
+    )
 
 
 def now_iso() -> str:

@@ -68,11 +68,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_async_engine(url: URL) -> AsyncEngine:
-    """Create the service's asyncio engine."""
+def make_async_engine(url: URL, pool_size: int = 10) -> AsyncEngine:
+    """Create the service's asyncio engine (PostgreSQL: up to 3 x ``pool_size`` connections)."""
     if is_postgres(url):
         return create_async_engine(
-            async_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True
+            async_url(url),
+            pool_size=max(pool_size, 1),
+            max_overflow=max(pool_size, 1) * 2,
+            pool_pre_ping=True,
         )
     # Every write here commits or rolls back explicitly and reads open no SQLite
     # transaction, so skip the rollback-on-checkin (a thread hop per use with aiosqlite).

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from typing import Any
 
+import msgspec
+import msgspec.inspect
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
@@ -18,6 +22,7 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    415: "invalid",
     422: "invalid",
     429: "rate_limited",
 }
@@ -32,6 +37,15 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def rate_limited(message: str, wait: float) -> ApiError:
+    """A ``429 rate_limited`` whose ``Retry-After`` says when to try again (whole seconds)."""
+    seconds = max(1, math.ceil(wait))
+    error = ApiError(429, "rate_limited", f"{message}; retry after {seconds} s", retryAfter=seconds)
+    error.headers["Retry-After"] = str(seconds)
+    return error
 
 
 def invalid(field: str, message: str, status: int = 422) -> ApiError:
@@ -50,20 +64,71 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return Response(error_body(exc.code, exc.message, **exc.extra), status_code=exc.status)
-
-
-def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [str(item.get("key")) for item in extra if isinstance(item, dict) and item.get("key")]
-    detail = "; ".join(
-        f"{item.get('key')}: {item.get('message')}" for item in extra if isinstance(item, dict)
+    return Response(
+        error_body(exc.code, exc.message, **exc.extra),
+        status_code=exc.status,
+        headers=exc.headers or None,
     )
-    message = detail or str(exc.detail)
-    body = error_body("invalid", message)
-    if fields:
-        body["field"] = fields[0]
-    return Response(body, status_code=400)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Litestar's validation errors in the service's shape: the first field at fault, named."""
+    items = [item for item in (exc.extra if isinstance(exc.extra, list) else []) if item]
+    if not items:
+        return Response(error_body("invalid", str(exc.detail)), status_code=400)
+    item = items[0] if isinstance(items[0], dict) else {"message": str(items[0])}
+    key = str(item.get("key") or "")
+    raw = str(item.get("message") or "is invalid")
+    if item.get("source") == "body" or key == "data":
+        field, message = _body_error(request, key, raw)
+        status = 422
+    else:
+        field, message, status = key or "query", raw, 400
+    return Response(error_body("invalid", f"{field}: {message}", field=field), status_code=status)
+
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(.+)`")
+_MISSING = re.compile(r"Object missing required field `(.+)`")
+
+
+def _body_error(request: Request[Any, Any, Any], key: str, raw: str) -> tuple[str, str]:
+    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
+    body_type = parameter.annotation if parameter is not None else None
+    return describe(raw, "body" if key in ("", "data") else f"body.{key}", body_type, key)
+
+
+def describe(raw: str, field: str, body_type: Any, key: str = "") -> tuple[str, str]:
+    """Turn a msgspec validation message into the field at fault and what to do."""
+    if match := _UNKNOWN.search(raw):
+        names = _fields_of(body_type) if key in ("", "data") else []
+        listed = f" ({', '.join(names)})" if names else ""
+        return f"{field}.{match.group(1)}", f"is not a field here{listed}"
+    if match := _MISSING.search(raw):
+        return f"{field}.{match.group(1)}", "is required"
+    if raw.startswith("Invalid enum value") and (choices := _choices(body_type, key)):
+        return field, f"must be one of {', '.join(choices)}"
+    if raw.startswith("Expected `object`") and "." not in field and "[" not in field:
+        return field, "must be a JSON object"
+    return field, raw
+
+
+def _fields_of(body_type: Any) -> list[str]:
+    if isinstance(body_type, type) and issubclass(body_type, msgspec.Struct):
+        return [field.encode_name for field in msgspec.structs.fields(body_type)]
+    return []
+
+
+def _choices(body_type: Any, key: str) -> list[str]:
+    """The allowed values of a top-level enum field of the body, when it has them."""
+    if not (isinstance(body_type, type) and issubclass(body_type, msgspec.Struct)):
+        return []
+    info = msgspec.inspect.type_info(body_type)
+    for field in getattr(info, "fields", ()):
+        if field.encode_name == key:
+            for kind in (field.type, *getattr(field.type, "types", ())):
+                if isinstance(kind, msgspec.inspect.LiteralType):
+                    return [str(value) for value in kind.values]
+    return []
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

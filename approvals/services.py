@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approvals.auth.rates import RateError, RateLimiter, StreamCounter, parse_rate
 from approvals.config import Settings
 from approvals.connectors.resume import resume_deliveries, resume_secret
 from approvals.connectors.runner import Connectors
@@ -17,7 +18,12 @@ from approvals.db import is_postgres, libpq_dsn, make_async_engine
 from approvals.events.broker import Broker
 from approvals.events.listener import listen
 from approvals.events.log import EventLog
+from approvals.events.wakeup import Wakeup, wake_dir
 from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
+from approvals.notify.outbox import KIND as NOTIFY
+from approvals.notify.outbox import OpenNotifications, slack_updates
+from approvals.notify.sender import Notifier
+from approvals.queue.feed import ChangeCache
 from approvals.queue.routes import expiry_loop
 from approvals.queue.service import OpenApprovals
 from approvals.webhooks.outbox import Outbox
@@ -36,23 +42,50 @@ class Services:
     broker: Broker
     webhooks: DeliveryWorker
     connectors: Any = None
+    wakeup: Wakeup | None = None
+    notifier: Any = None
+    feed_cache: ChangeCache = field(default_factory=ChangeCache)
+    rates: RateLimiter = field(default_factory=RateLimiter)
+    streams: StreamCounter = field(default_factory=StreamCounter)
+    signers: dict[str, Any] = field(default_factory=dict)  # cookie and link signers by salt
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, url: URL) -> Services:
         """Create the engine, log and broker (nothing runs until ``start``)."""
-        engine = make_async_engine(url)
+        engine = make_async_engine(url, settings.database_pool_size)
         broker = Broker(settings.broker_buffer)
-        log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker))
+        # SQLite has no LISTEN: processes on one file wake each other with datagrams.
+        folder = None if is_postgres(url) else wake_dir(url)
+        wakeup = Wakeup(folder, broker) if folder is not None else None
+        log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker, wakeup))
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
         webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url), writer=log.writer())
         outbox = Outbox(webhooks.wake)
         outbox.on_resolved.append(resume_deliveries)
+        outbox.on_resolved.append(slack_updates)
         LOOKUPS["resume"] = resume_secret
         log.hooks.append(OpenApprovals())
+        log.hooks.append(OpenNotifications(webhooks.wake))
         log.hooks.append(outbox)
-        services = cls(settings, url, engine, log, broker, webhooks)
+        try:
+            default_rate = parse_rate(settings.rate_limit)
+        except RateError as exc:
+            raise SystemExit(f"APPROVALS_RATE_LIMIT: {exc}") from exc
+        services = cls(
+            settings,
+            url,
+            engine,
+            log,
+            broker,
+            webhooks,
+            wakeup=wakeup,
+            rates=RateLimiter(engine, is_postgres(url), default_rate),
+            streams=StreamCounter(settings.max_streams_per_key),
+        )
         services.connectors = Connectors(services)
+        services.notifier = Notifier(services)
+        webhooks.senders[NOTIFY] = services.notifier
         return services
 
     async def start(self) -> None:
@@ -65,6 +98,9 @@ class Services:
         )
         if is_postgres(self.url):
             self.tasks.append(asyncio.create_task(listen(libpq_dsn(self.url), self.broker)))
+        if self.wakeup is not None:
+            self.wakeup.start()
+            self.broker.kick()  # catch up on what was appended before the socket was bound
         self.tasks.append(asyncio.create_task(expiry_loop(self)))
         self.tasks.append(asyncio.create_task(self.webhooks.run()))
         self.tasks.append(asyncio.create_task(self.connectors.run()))
@@ -77,13 +113,17 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        if self.wakeup is not None:
+            self.wakeup.stop()
         await self.broker.stop()
         await self.engine.dispose()
 
 
-def _counted(broker: Broker) -> Any:
+def _counted(broker: Broker, wakeup: Wakeup | None) -> Any:
     def on_commit(events: list[dict[str, Any]]) -> None:
         EVENTS_APPENDED.inc(len(events))
+        if wakeup is not None:
+            wakeup.notify(int(events[-1]["id"]))
         broker.offer(events)
 
     return on_commit

@@ -101,7 +101,7 @@ def key(url: str, *scopes: str) -> str:
 class Server:
     """``approvals serve`` in a subprocess on a free port."""
 
-    def __init__(self, url: str, **env: str) -> None:
+    def __init__(self, url: str, args: tuple[str, ...] = (), **env: str) -> None:
         self.url = url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -117,13 +117,14 @@ class Server:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *args,
             ],
             env=environment,
             preexec_fn=raise_file_limit,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # worker processes start slowly on a busy machine
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:

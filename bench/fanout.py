@@ -29,12 +29,13 @@ from _harness import Server, free_port, key, percentiles, raise_file_limit, sqli
 
 TITLE = re.compile(rb'"title": ?"t(\d+\.\d+)"')
 CLIENT_PROCESSES = 2
+PATH = "/v1/events"  # bench/feed.py follows the inbox feed with the same subscribers
 
 
 async def _subscribe(port: int, token: str, sample: bool, stats: dict, stop: asyncio.Event) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
-        f"GET /v1/events HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\n"
+        f"GET {PATH} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\n"
         "Accept: text/event-stream\r\n\r\n".encode()
     )
     await writer.drain()

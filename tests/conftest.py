@@ -21,10 +21,14 @@ from sqlalchemy.engine import make_url
 
 from approvals.auth.keys import create_key
 from approvals.db import make_sync_engine, migrate, parse_url
+from receiver import Receiver
 
 POSTGRES_ENV = "APPROVALS_TEST_POSTGRES_URL"
 POSTGRES_SKIP = f"{POSTGRES_ENV} is not set; the PostgreSQL variant needs a server URL in it"
 ALL_SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")
+# Servers may call loopback receivers and stand-ins, and nothing else: the tests never
+# reach a public or private address (a test passes its own value to override it).
+SERVER_DEFAULTS = {"APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS": "127.0.0.1"}
 
 
 def free_port() -> int:
@@ -117,6 +121,8 @@ class Server:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # more `serve` options, e.g. --workers 2
+    start_timeout: float = 60.0  # processes start slowly on a busy machine
 
     @property
     def base(self) -> str:
@@ -124,7 +130,7 @@ class Server:
 
     def start(self) -> Server:
         """Start the process and wait until it answers."""
-        env = {**os.environ, "APPROVALS_DATABASE_URL": self.db.url, **self.env}
+        env = {**os.environ, **SERVER_DEFAULTS, "APPROVALS_DATABASE_URL": self.db.url, **self.env}
         log = open(self.workdir / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -136,13 +142,14 @@ class Server:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *self.args,
             ],
             env=env,
             cwd=self.workdir,
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_text()}")
@@ -183,8 +190,9 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """A factory of started servers on a database; all are stopped at the end."""
     started: list[Server] = []
 
-    def make(db: Database, **env: str) -> Server:
-        server = Server(db, {k.upper(): str(v) for k, v in env.items()}, tmp_path)
+    def make(db: Database, args: list[str] | None = None, **env: str) -> Server:
+        env_ = {k.upper(): str(v) for k, v in env.items()}
+        server = Server(db, env_, tmp_path, args=args or [], start_timeout=90 if args else 60)
         started.append(server.start())
         return server
 
@@ -197,3 +205,23 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 def server(database: Database, make_server: Callable[..., Server]) -> Server:
     """A started server on the parametrised database, with a 1 s keepalive."""
     return make_server(database, approvals_keepalive_seconds="1")
+
+
+def until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy (and return that); fail after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not met in {timeout}s (last: {value!r})"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a loopback port, stopped after the test."""
+    rec = Receiver().start()
+    yield rec
+    rec.stop()

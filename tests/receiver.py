@@ -1,4 +1,5 @@
-"""A real HTTP receiver on loopback that records webhook requests and answers as told."""
+"""A real HTTP receiver on loopback that records webhook requests and answers as told
+(every method is recorded, so a followed redirect would show)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Received:
     headers: dict[str, str]
     body: str
     at: float
+    method: str = "POST"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Receiver:
                             {k.lower(): v for k, v in self.headers.items()},
                             body,
                             time.monotonic(),
+                            self.command,
                         )
                     )
                     status, headers = (
@@ -55,6 +58,8 @@ class Receiver:
                     self.send_header(name, value)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
             def log_message(self, *_: object) -> None:
                 pass

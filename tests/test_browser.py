@@ -109,18 +109,18 @@ def test_two_reviewers_see_requests_and_decisions_live(browser: Any, site: Serve
         )
         row = f"#approval-{approval['id']}"
         for page in (alice, bob):
-            page.wait_for_selector(row, timeout=3000)  # no reload
+            page.wait_for_selector(row, timeout=10_000)  # no reload
         bob_detail = bob.context.new_page()
         bob_detail.goto(f"{site.base}/approvals/{approval['id']}")
         bob_detail.wait_for_timeout(1000)  # let its stream connect
         assert bob_detail.get_by_role("button", name="Approve").is_enabled()
         alice.locator(row).get_by_role("button", name="Approve").click()
-        bob.wait_for_selector(row, state="detached", timeout=3000)
+        bob.wait_for_selector(row, state="detached", timeout=10_000)
         outcome = bob_detail.locator(f"#decision-{approval['id']} .outcome")
-        outcome.wait_for(timeout=3000)
+        outcome.wait_for(timeout=10_000)
         assert "Approved by alice" in outcome.inner_text()
         assert bob_detail.get_by_role("button", name="Approve").is_disabled()
-        alice.wait_for_selector(row, state="detached", timeout=3000)
+        alice.wait_for_selector(row, state="detached", timeout=10_000)
     finally:
         for page in (alice, bob, bob_detail):
             if page is not None:
@@ -138,7 +138,7 @@ def test_reject_with_a_reason_reaches_the_resolution_event(browser: Any, site: S
             "Refunds over $100 need finance"
         )
         page.get_by_role("button", name="Reject").click()
-        page.locator(".outcome").wait_for(timeout=3000)
+        page.locator(".outcome").wait_for(timeout=10_000)
         assert "Rejected by alice" in page.locator(".outcome").inner_text()
     finally:
         page.context.close()
@@ -162,7 +162,7 @@ def test_agent_payloads_render_as_text(browser: Any, site: Server) -> None:
             agentId=image,
             detail={"tool": image, "arguments": {"html": script}},
         )
-        page.wait_for_selector(f"#approval-{approval['id']}", timeout=3000)
+        page.wait_for_selector(f"#approval-{approval['id']}", timeout=10_000)
         assert script in page.locator(f"#approval-{approval['id']} .title").inner_text()
         page.goto(f"{site.base}/approvals/{approval['id']}")
         assert script in page.locator("h1").inner_text()
@@ -184,7 +184,7 @@ def test_keyboard_approves_only_the_selected_row(browser: Any, site: Server) -> 
         page.keyboard.press("j")  # the newest (second) row
         page.keyboard.press("j")  # then the first
         page.keyboard.press("a")
-        page.wait_for_selector(f"#approval-{first['id']}", state="detached", timeout=3000)
+        page.wait_for_selector(f"#approval-{first['id']}", state="detached", timeout=10_000)
         assert page.locator(f"#approval-{second['id']}").is_visible()
         assert page.get_by_text("approve", exact=False).first.is_visible()  # the visible hint
     finally:
@@ -238,6 +238,9 @@ def test_demo_fills_the_inbox_and_a_screenshot_is_saved(browser: Any, site: Serv
         assert "post_ads" in page.locator("#inbox").inner_text()
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "inbox.png"))
+        page.locator("article.row a.title").first.click()
+        page.get_by_role("heading", name="Decision").wait_for(timeout=5000)
+        page.screenshot(path=str(DOCS / "request.png"), full_page=True)
     finally:
         page.context.close()
     with httpx.Client() as http:

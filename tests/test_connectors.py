@@ -11,7 +11,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from conftest import Database, Server
+from conftest import Database, Server, until
 from receiver import Receiver
 from simulators import Frame, Simulator
 
@@ -178,16 +178,6 @@ def add_source(http: httpx.Client, sim: Simulator, dialect: str, **extra: Any) -
     answer = http.post("/v1/sources", json=body)
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
-
-
-def until(check: Callable[[], Any], timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in time (last: {value!r})"
-        time.sleep(0.05)
 
 
 def ingested(http: httpx.Client, name: str) -> list[dict[str, Any]]:

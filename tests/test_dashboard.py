@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -178,3 +180,54 @@ def test_history_and_webhooks_pages(server: Server) -> None:
     assert "Refund?" in rejected and "Post ads?" not in rejected
     assert "Post ads?" in growth and "Refund?" not in growth
     assert "http://127.0.0.1:9/hook" in hooks and "Retry" in hooks
+
+
+def test_the_request_page_stream_starts_where_the_page_was_rendered(
+    database: Database, make_server: Callable[..., Server]
+) -> None:
+    """Connecting does not re-render the decision form (a reason being typed survives);
+    only later changes arrive."""
+    from test_notify_slack import PASSWORD, sign_in
+
+    server = make_server(database, approvals_keepalive_seconds="1")
+    made = subprocess.run(
+        [sys.executable, "-m", "approvals", "users", "create", "rita", "--password-stdin"],
+        input=PASSWORD + "\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, "APPROVALS_DATABASE_URL": server.db.url},
+    )
+    assert made.returncode == 0, made.stderr
+    form = 'id="decision-'
+
+    def read_until(lines: Iterator[str], text: str, seconds: float = 20) -> list[str]:
+        seen: list[str] = []
+        deadline = time.monotonic() + seconds
+        for line in lines:  # keepalives every second keep this loop turning
+            seen.append(line)
+            if text in line:
+                return seen
+            assert time.monotonic() < deadline, f"no {text!r} in {seen}"
+        raise AssertionError(f"the stream ended before {text!r}")
+
+    with server.client(server.db.key()) as api:
+        opened = api.post("/v1/approvals", json={"title": "Refund $129?"}).json()
+        browser, _ = sign_in(server, "rita")
+        with contextlib.closing(browser):
+            html = browser.get(f"/approvals/{opened['id']}").text
+            found = re.search(r'hx-sse:connect="([^"]+)"', html)
+            assert found and "since=" in found.group(1)
+            url = found.group(1).replace("&amp;", "&")
+            with browser.stream("GET", url, timeout=30) as stream:
+                lines = stream.iter_lines()
+                first = read_until(lines, "presence")  # who else is viewing
+                first += read_until(lines, ": keepalive")  # and nothing else meanwhile
+                assert not any(form in line for line in first), first
+                with server.client(server.db.key("approvals:resolve")) as reviewer:
+                    decided = reviewer.post(
+                        f"/v1/approvals/{opened['id']}/decision",
+                        json={"decision": "reject", "comment": "no"},
+                    )
+                assert decided.status_code == 200, decided.text
+                later = read_until(lines, "Rejected by")
+                assert any(form in line for line in later)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,17 +17,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from approvals.webhooks.schedule import parse_retry_after, retry_delay
-from conftest import Database, Server
+from conftest import Database, Server, until
 from receiver import Receiver
 
 FAST = {"approvals_webhook_schedule": "0.3,0.3,0.3"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
 
 
 def endpoint(http: httpx.Client, url: str, types: list[str]) -> dict[str, Any]:
@@ -40,16 +33,6 @@ def deliveries(http: httpx.Client, endpoint_id: str, **params: str) -> list[dict
     return list(
         http.get(f"/v1/webhooks/{endpoint_id}/deliveries", params=params).json()["deliveries"]
     )
-
-
-def until(check: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_schedule_is_the_configured_delays_with_jitter() -> None:
@@ -270,9 +253,13 @@ def test_allowed_destinations_setting_blocks_other_hosts(
     admin = database.key("admin")
     with server.client(admin) as http:
         refused = http.post("/v1/webhooks", json={"url": receiver.url, "eventTypes": ["*"]})
-        assert (
-            refused.status_code == 422 and "not an allowed destination" in refused.json()["message"]
-        )
+        assert refused.status_code == 422 and refused.json()["field"] == "body.url"
+        message = refused.json()["message"]
+        assert "127.0.0.1 is a loopback address" in message
+        assert "APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS" in message
+        # A list without `public` allows only what it names, public addresses included.
+        public = http.post("/v1/webhooks", json={"url": "http://8.8.8.8/x", "eventTypes": ["*"]})
+        assert public.status_code == 422 and "`public`" in public.json()["message"]
         ok = http.post(
             "/v1/webhooks", json={"url": "https://hooks.example.com/x", "eventTypes": ["*"]}
         )

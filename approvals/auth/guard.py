@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from approvals.auth.keys import Principal, verify_key
-from approvals.errors import ApiError
+from approvals.auth.keys import KeyExpired, Principal, verify_key
+from approvals.errors import ApiError, rate_limited
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -21,9 +22,21 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
     services = connection.app.state.services
-    principal = await verify_key(services.engine, key.strip())
+    try:
+        principal = await verify_key(services.engine, key.strip())
+    except KeyExpired as exc:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"the API key expired at {exc.at}; ask an admin for a new one "
+            "(approvals keys create, or approvals keys rotate before it ends)",
+        ) from None
     if principal is None:
         raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+    wait = await services.rates.take(principal.name, principal.rate)
+    if wait:
+        rate = principal.rate or services.rates.default
+        raise rate_limited(f"the key {principal.name!r} is over its rate of {rate}", wait)
     connection.state.principal = principal
     return principal
 
@@ -42,3 +55,28 @@ def requires(scope: str) -> Any:
             )
 
     return guard
+
+
+def held_stream(connection: ASGIConnection[Any, Any, Any, Any], body: AsyncIterator[Any]) -> Any:
+    """Count ``body`` as one of the caller's open streams, or refuse it with 429.
+
+    ``APPROVALS_MAX_STREAMS_PER_KEY`` caps the SSE streams one key holds open on
+    one instance; the count drops when the stream ends for any reason.
+    """
+    services = connection.app.state.services
+    name = connection.state.principal.name
+    if not services.streams.enter(name):
+        raise rate_limited(
+            f"the key {name!r} already holds {services.streams.limit} open streams "
+            "(APPROVALS_MAX_STREAMS_PER_KEY); close one",
+            5,
+        )
+
+    async def counted() -> AsyncIterator[Any]:
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            services.streams.leave(name)
+
+    return counted()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.auth.models import ApiKey
+from approvals.auth.rates import Rate, RateError, parse_rate
 from approvals.clock import now_iso
 
 SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")
@@ -25,6 +28,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     kind: str = "key"
+    rate: Rate | None = None  # this key's own limit; None: the service's default
 
     def allows(self, scope: str) -> bool:
         """Tell whether this principal holds ``scope`` (``admin`` holds every scope)."""
@@ -40,8 +44,43 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(conn: Connection, name: str, scopes: list[str]) -> str:
-    """Store a new key and return it; it is never shown again."""
+DURATION = re.compile(r"(\d{1,6})([smhdw])")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(raw: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``45s`` or ``2w`` as a timedelta (at least one second)."""
+    match = DURATION.fullmatch(raw.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise KeyError_(f"{raw!r} is not a duration; write a number and a unit: 90d, 12h, 30m")
+    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def create_key(
+    conn: Connection,
+    name: str,
+    scopes: list[str],
+    expires: timedelta | None = None,
+    rate: str | None = None,
+) -> str:
+    """Store a new key and return it; it is never shown again.
+
+    ``expires`` ends the key that long from now; ``rate`` (``50/s burst 200``,
+    ``off``) overrides the service's ``APPROVALS_RATE_LIMIT`` for this key.
+    """
+    if rate is not None:
+        try:
+            parse_rate(rate)
+        except RateError as exc:
+            raise KeyError_(f"--rate: {exc}") from exc
     if not name or len(name) > 200 or not name.isprintable():
         raise KeyError_("the key name must be 1 to 200 printable characters")
     unknown = [s for s in scopes if s not in SCOPES]
@@ -60,6 +99,8 @@ def create_key(conn: Connection, name: str, scopes: list[str]) -> str:
             key_hash=hash_key(key),
             scopes=" ".join(sorted(set(scopes))),
             created_at=now_iso(),
+            expires_at=_iso(datetime.now(UTC) + expires) if expires is not None else None,
+            rate=rate.strip() if rate is not None else None,
         )
     )
     return key
@@ -75,9 +116,51 @@ def list_keys(conn: Connection) -> list[dict[str, str | None]]:
             "scopes": row["scopes"],
             "createdAt": row["created_at"],
             "revokedAt": row["revoked_at"],
+            "expiresAt": row["expires_at"],
+            "rate": row["rate"],
         }
         for row in rows
     ]
+
+
+def key_state(row: dict[str, str | None], now: datetime | None = None) -> str:
+    """``active``, ``revoked …``, ``expired …`` or ``expires …`` for ``keys list``."""
+    if row["revokedAt"]:
+        return f"revoked {row['revokedAt']}"
+    if row["expiresAt"]:
+        ended = _parse_iso(row["expiresAt"]) <= (now or datetime.now(UTC))
+        return f"{'expired' if ended else 'expires'} {row['expiresAt']}"
+    return "active"
+
+
+def rotate_key(conn: Connection, name: str, grace: timedelta) -> str:
+    """Issue a new key named ``name`` with the old one's scopes, rate and lifetime.
+
+    The old key keeps working for ``grace`` (or until its own expiry, if
+    sooner) under the name ``NAME (rotated …)``, so agents can be moved over.
+    """
+    old = (
+        conn.execute(
+            select(keys_table).where(keys_table.c.name == name, keys_table.c.revoked_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
+    if old is None:
+        raise KeyError_(f"no active key named {name!r}")
+    now = datetime.now(UTC)
+    ends = now + grace
+    if old["expires_at"] and _parse_iso(old["expires_at"]) < ends:
+        ends = _parse_iso(old["expires_at"])
+    lifetime = None
+    if old["expires_at"]:
+        lifetime = _parse_iso(old["expires_at"]) - _parse_iso(old["created_at"])
+    conn.execute(
+        update(keys_table)
+        .where(keys_table.c.id == old["id"])
+        .values(name=f"{name} (rotated {secrets.token_hex(3)})", expires_at=_iso(ends))
+    )
+    return create_key(conn, name, old["scopes"].split(), lifetime, old["rate"])
 
 
 def revoke_key(conn: Connection, name: str) -> None:
@@ -91,15 +174,28 @@ def revoke_key(conn: Connection, name: str) -> None:
         raise KeyError_(f"no active key named {name!r}")
 
 
+class KeyExpired(Exception):
+    """The presented key was valid until ``at``."""
+
+    def __init__(self, at: str) -> None:
+        super().__init__(at)
+        self.at = at
+
+
 async def verify_key(engine: AsyncEngine, key: str) -> Principal | None:
-    """The principal behind a presented key, or None."""
+    """The principal behind a presented key, or None; raises KeyExpired past its end."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     async with engine.connect() as conn:
         row = (
             (
                 await conn.execute(
-                    select(keys_table.c.name, keys_table.c.scopes).where(
+                    select(
+                        keys_table.c.name,
+                        keys_table.c.scopes,
+                        keys_table.c.expires_at,
+                        keys_table.c.rate,
+                    ).where(
                         keys_table.c.key_hash == hash_key(key),
                         keys_table.c.revoked_at.is_(None),
                     )
@@ -110,4 +206,7 @@ async def verify_key(engine: AsyncEngine, key: str) -> Principal | None:
         )
     if row is None:
         return None
-    return Principal(row["name"], frozenset(row["scopes"].split()))
+    if row["expires_at"] and _parse_iso(row["expires_at"]) <= datetime.now(UTC):
+        raise KeyExpired(row["expires_at"])
+    rate = parse_rate(row["rate"]) if row["rate"] else None
+    return Principal(row["name"], frozenset(row["scopes"].split()), rate=rate)

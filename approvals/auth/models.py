@@ -17,3 +17,5 @@ class ApiKey(SQLModel, table=True):
     scopes: str = Field(max_length=500)
     created_at: str = Field(max_length=32)
     revoked_at: str | None = Field(default=None, max_length=32)
+    expires_at: str | None = Field(default=None, max_length=32)
+    rate: str | None = Field(default=None, max_length=64)

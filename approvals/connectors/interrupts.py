@@ -93,9 +93,10 @@ def from_agui(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str
     if raw.get("expiresAt") is not None:
         try:
             expires = parse_iso(str(raw["expiresAt"]))
-        except ValueError as exc:
+            left = (expires - datetime.now(UTC)).total_seconds()
+        except (ValueError, OverflowError) as exc:
             raise invalid(f"{where}.expiresAt", "must be an ISO-8601 time") from exc
-        options["timeout_seconds"] = max((expires - datetime.now(UTC)).total_seconds(), 0.001)
+        options["timeout_seconds"] = max(left, 0.001)
     context = _context(raw, where)
     context.setdefault("externalId", raw["id"])
     body = {

@@ -2,84 +2,84 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, delete, get, patch, post
-from litestar.params import FromPath
+from litestar.params import Parameter
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
+from approvals import audit
 from approvals.auth.guard import requires
 from approvals.clock import now_iso
-from approvals.connectors.dialects import DIALECTS
 from approvals.connectors.models import Source
+from approvals.connectors.schema import SourceCreate, SourceList, SourceOut, SourceUpdate
+from approvals.contract import WRITE_ERRORS, errors
 from approvals.db import one_or_404
 from approvals.errors import ApiError, invalid
 from approvals.events.log import new_id
-from approvals.events.routes import read_json
+from approvals.outbound import Policy
+from approvals.outbound import check_url as check_destination
+from approvals.outbound import parse as parse_destinations
 from approvals.queue.schema import check_url
 from approvals.secretbox import encrypt, service_key
 from approvals.webhooks.signing import new_secret
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
-FIELDS = {"name", "dialect", "url", "token", "resumeUrl", "history"}
+TAGS = ["sources"]
+SourceId = Annotated[str, Parameter(max_length=200, description="the source's id")]
 
 
-def source_json(row: Any, resume_secret: str | None = None) -> dict[str, Any]:
-    """The public JSON of a source: never its token; the resume secret only at creation."""
-    out = {
-        "id": row["id"],
-        "name": row["name"],
-        "dialect": row["dialect"],
-        "url": row["url"],
-        "resumeUrl": row["resume_url"],
-        "history": row["history"],
-        "status": row["status"],
-        "cursor": row["cursor"],
-        "lastError": row["last_error"],
-        "eventsReceived": row["events_received"],
-        "eventsSkipped": row["events_skipped"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-    }
-    if resume_secret is not None:
-        out["resumeSecret"] = resume_secret
-    return out
+def source_json(row: Any, resume_secret: str | None = None) -> SourceOut:
+    """The public form of a source: never its token; the resume secret only at creation."""
+    return SourceOut(
+        id=row["id"],
+        name=row["name"],
+        dialect=row["dialect"],
+        url=row["url"],
+        resume_url=row["resume_url"],
+        history=row["history"],
+        status=row["status"],
+        cursor=row["cursor"],
+        last_error=row["last_error"],
+        events_received=row["events_received"],
+        events_skipped=row["events_skipped"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resume_secret=resume_secret,
+    )
 
 
-def parse_source(body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Check a source body; with ``partial`` only the given fields (an update)."""
-    if not isinstance(body, dict):
-        raise invalid("body", "must be a JSON object")
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        raise invalid(f"body.{unknown[0]}", f"is not a field here ({', '.join(sorted(FIELDS))})")
+def source_values(body: SourceCreate | SourceUpdate, destinations: Policy) -> dict[str, Any]:
+    """The column values a checked body sets (an update: only the fields it names); the
+    ``resumeUrl`` is checked against the outbound ``destinations``."""
     out: dict[str, Any] = {}
-    if not partial or "name" in body:
-        name = body.get("name")
-        if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
+    if body.name is not msgspec.UNSET:
+        if not body.name.isprintable():
             raise invalid("body.name", "must be 1 to 200 printable characters")
-        out["name"] = name
-    if not partial or "dialect" in body:
-        if body.get("dialect") not in DIALECTS:
-            raise invalid("body.dialect", f"must be one of {', '.join(sorted(DIALECTS))}")
-        out["dialect"] = body["dialect"]
-    if not partial or "url" in body:
-        out["url"] = check_url(body.get("url"), "body.url")
-    if not partial or "token" in body:
-        token = body.get("token")
-        if not isinstance(token, str) or not token or len(token) > 4000:
-            raise invalid("body.token", "must be the platform's API token")
-        out["token"] = token
-    if body.get("resumeUrl") is not None:
-        out["resume_url"] = check_url(body["resumeUrl"], "body.resumeUrl")
-    elif "resumeUrl" in body:
-        out["resume_url"] = None
-    if "history" in body:
-        if not isinstance(body["history"], bool):
-            raise invalid("body.history", "must be true or false")
-        out["history"] = body["history"]
+        out["name"] = body.name
+    if body.dialect is not msgspec.UNSET:
+        out["dialect"] = body.dialect
+    if body.url is not msgspec.UNSET:
+        out["url"] = check_url(body.url, "body.url")
+    if body.token is not msgspec.UNSET:
+        out["token"] = body.token
+    if body.resume_url is not msgspec.UNSET:
+        out["resume_url"] = (
+            None
+            if body.resume_url is None
+            else check_destination(
+                check_url(body.resume_url, "body.resumeUrl"), "body.resumeUrl", destinations
+            )
+        )
+    if body.history is not msgspec.UNSET:
+        out["history"] = body.history
     return out
+
+
+def _destinations(request: Request[Any, Any, Any]) -> Policy:
+    return parse_destinations(request.app.state.services.settings.webhook_allowed)
 
 
 async def _key(request: Request[Any, Any, Any]) -> str:
@@ -128,20 +128,42 @@ def new_source(values: dict[str, Any], key: str) -> dict[str, Any]:
     return values
 
 
-@post("/v1/sources", guards=[requires("admin")], status_code=201)
-async def create_source(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@post(
+    "/v1/sources",
+    guards=[requires("admin")],
+    status_code=201,
+    operation_id="createSource",
+    tags=TAGS,
+    summary="Subscribe to a platform stream; the answer carries resumeSecret once",
+    responses=errors(409, *WRITE_ERRORS),
+)
+async def create_source(request: Request[Any, Any, Any], data: SourceCreate) -> SourceOut:
     """Subscribe to a platform stream; the answer carries ``resumeSecret`` once."""
-    values = parse_source(await read_json(request))
+    values = source_values(data, _destinations(request))
     await _name_free(request, values["name"])
     row = new_source(values, await _key(request))
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(insert(sources_table).values(**row))
+    async with audit.change(request) as trail:
+        await trail.conn.execute(insert(sources_table).values(**row))
+        trail.note(
+            "source.added",
+            f"Source {row['name']!r} added",
+            source=row["name"],
+            sourceId=row["id"],
+            dialect=row["dialect"],
+        )
     request.app.state.services.connectors.wake()
     return source_json(row, row["resume_secret"])
 
 
-@get("/v1/sources", guards=[requires("admin")])
-async def list_sources(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@get(
+    "/v1/sources",
+    guards=[requires("admin")],
+    operation_id="listSources",
+    tags=TAGS,
+    summary="Every source with its status, cursor, last error and counts",
+    responses=errors(),
+)
+async def list_sources(request: Request[Any, Any, Any]) -> SourceList:
     """Every source with its status, cursor, last error and counts."""
     async with request.app.state.services.engine.connect() as conn:
         rows = (
@@ -149,39 +171,76 @@ async def list_sources(request: Request[Any, Any, Any]) -> dict[str, Any]:
             .mappings()
             .all()
         )
-    return {"sources": [source_json(row) for row in rows]}
+    return SourceList(sources=[source_json(row) for row in rows])
 
 
-@get("/v1/sources/{source_id:str}", guards=[requires("admin")])
-async def get_source(request: Request[Any, Any, Any], source_id: FromPath[str]) -> dict[str, Any]:
+@get(
+    "/v1/sources/{source_id:str}",
+    guards=[requires("admin")],
+    operation_id="getSource",
+    tags=TAGS,
+    summary="One source",
+    responses=errors(404),
+)
+async def get_source(request: Request[Any, Any, Any], source_id: SourceId) -> SourceOut:
     """One source."""
     return source_json(await _load(request, source_id))
 
 
-@patch("/v1/sources/{source_id:str}", guards=[requires("admin")])
+@patch(
+    "/v1/sources/{source_id:str}",
+    guards=[requires("admin")],
+    operation_id="updateSource",
+    tags=TAGS,
+    summary="Change a source (a new token, URL or resumeUrl); a failed source reconnects",
+    responses=errors(404, 409, *WRITE_ERRORS),
+)
 async def update_source(
-    request: Request[Any, Any, Any], source_id: FromPath[str]
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any], source_id: SourceId, data: SourceUpdate
+) -> SourceOut:
     """Change a source (a new token, URL or resumeUrl); a failed source reconnects."""
     await _load(request, source_id)
-    values = parse_source(await read_json(request), partial=True)
+    values = source_values(data, _destinations(request))
     if "name" in values:
         await _name_free(request, values["name"], source_id)
     if "token" in values:
         values["token_encrypted"] = encrypt(await _key(request), values.pop("token"))
     values.update(status="connecting", last_error=None, updated_at=now_iso())
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(
+    async with audit.change(request) as trail:
+        await trail.conn.execute(
             update(sources_table).where(sources_table.c.id == source_id).values(**values)
+        )
+        changed = sorted(
+            name for name in values if name not in ("status", "last_error", "updated_at")
+        )
+        trail.note(
+            "source.changed",
+            f"Source {source_id} changed",
+            sourceId=source_id,
+            changed=[name.removesuffix("_encrypted") for name in changed],
         )
     request.app.state.services.connectors.wake()
     return source_json(await _load(request, source_id))
 
 
-@delete("/v1/sources/{source_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_source(request: Request[Any, Any, Any], source_id: FromPath[str]) -> None:
+@delete(
+    "/v1/sources/{source_id:str}",
+    guards=[requires("admin")],
+    status_code=204,
+    operation_id="deleteSource",
+    tags=TAGS,
+    summary="Stop subscribing; events already ingested stay in the log",
+    responses=errors(404),
+)
+async def delete_source(request: Request[Any, Any, Any], source_id: SourceId) -> None:
     """Stop subscribing; events already ingested stay in the log."""
-    await _load(request, source_id)
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(sql_delete(sources_table).where(sources_table.c.id == source_id))
+    row = await _load(request, source_id)
+    async with audit.change(request) as trail:
+        await trail.conn.execute(sql_delete(sources_table).where(sources_table.c.id == source_id))
+        trail.note(
+            "source.removed",
+            f"Source {row['name']!r} removed",
+            source=row["name"],
+            sourceId=source_id,
+        )
     request.app.state.services.connectors.wake()

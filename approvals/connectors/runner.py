@@ -26,6 +26,7 @@ from approvals.connectors.dialects import DIALECTS, DialectError, Mapped, Upstre
 from approvals.connectors.models import Source
 from approvals.errors import ApiError
 from approvals.events.schema import parse_event
+from approvals.leases import RENEW_SECONDS, Lease, LeaseLost
 from approvals.metrics import REGISTRY
 from approvals.secretbox import decrypt, service_key
 
@@ -81,6 +82,7 @@ class SourceRunner:
         settings = services.settings
         self.silence = settings.connector_silence_seconds
         self.max_event_bytes = settings.connector_max_event_bytes
+        self.lease: Lease | None = None  # set by Connectors: checked with every store
 
     async def _load(self) -> dict[str, Any] | None:
         async with self.services.engine.connect() as conn:
@@ -202,6 +204,8 @@ class SourceRunner:
     async def _store(self, source: dict[str, Any], mapped: Mapped, rows: list[Any]) -> None:
         log_ = self.services.log
         async with log_.transaction(f"source:{source['name']}") as tx:
+            if self.lease is not None:
+                await self.lease.hold(tx.conn)  # no write once another instance took over
             fresh = 0
             if rows:
                 stored = await tx.append(rows)
@@ -276,21 +280,28 @@ class Connectors:
             self.tasks[source_id] = asyncio.create_task(self._guarded(source_id))
 
     async def _guarded(self, source_id: str) -> None:
-        if not self.services.log.postgres:
-            await self.make_runner(self.services, source_id).run()
-            return
-        # Several processes share one PostgreSQL database: one runner per source.
-        import psycopg
-
-        from approvals.db import libpq_dsn
-
-        lock_key = int.from_bytes(source_id.encode()[-7:], "big")
-        async with await psycopg.AsyncConnection.connect(
-            libpq_dsn(self.services.url), autocommit=True
-        ) as conn:
-            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,))
-            row = await cursor.fetchone()
-            if not row or not row[0]:
-                await asyncio.sleep(5)  # another process runs it; look again later
-                return
-            await self.make_runner(self.services, source_id).run()
+        # Instances share the database: the one holding the source's lease runs it.
+        services = self.services
+        lease = Lease(services.engine, f"source:{source_id}", writer=services.log.writer())
+        if not await lease.acquire():
+            return  # another instance holds it; the next reconcile looks again
+        runner = self.make_runner(services, source_id)
+        runner.lease = lease
+        task = asyncio.create_task(runner.run())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=RENEW_SECONDS)
+                if done:
+                    with contextlib.suppress(LeaseLost):
+                        await task
+                    return
+                if not await lease.renew():
+                    log.warning("source %s: lease lost to another instance", source_id)
+                    return
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await asyncio.shield(lease.release())

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from approvals.dashboard import queries, session
+from approvals import audit
+from approvals.dashboard import desk, oidc, queries, session
 from approvals.dashboard.render import page, render
-from approvals.dashboard.users import check_password
+from approvals.dashboard.users import active, check_password, reviewer
 from approvals.errors import ApiError
 from approvals.events.filters import FIELDS, EventFilter
-from approvals.queue import service
+from approvals.queue import policy, service
 from approvals.webhooks.routes import requeue
 from approvals.webhooks.worker import endpoint_status
+
+HISTORY_FILTERS = ("status", "reviewer", "agent", "since", "until")
 
 limiter = session.LoginLimiter()
 HISTORY_STATUSES = ("approved", "rejected", "answered", "expired")
@@ -39,7 +42,11 @@ def _cookie(value: str, request: Request[Any, Any, Any], max_age: int | None) ->
 async def signed_in(request: Request[Any, Any, Any]) -> session.Session | None:
     """The session of a signed-in reviewer, or None."""
     current = await session.read(request)
-    return current if current is not None and current.user else None
+    if current is None or not current.user:
+        return None
+    # A disabled reviewer's session ends at once.
+    engine = request.app.state.services.engine
+    return current if await active(engine, current.user, current.generation) else None
 
 
 def to_login(request: Request[Any, Any, Any]) -> Redirect:
@@ -59,68 +66,116 @@ async def _csrf(request: Request[Any, Any, Any], form: dict[str, str]) -> sessio
     return current
 
 
-@get("/login", include_in_schema=False)
+@get("/login", include_in_schema=False, opt={"query": ("next",)})
 async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
     """The sign-in form."""
     current = await session.read(request) or session.fresh()
-    answer = page("login.html", csrf=current.csrf, next=_next(request), error=None, user=None)
+    answer = _login_form(request, current.csrf, None)
     answer.set_cookie(_cookie(await session.encode(request, current), request, None))
     return answer
 
 
-def _next(request: Request[Any, Any, Any]) -> str:
-    target = request.query_params.get("next") or "/"
+def _login_form(
+    request: Request[Any, Any, Any], csrf: str, error: str | None, status: int = 200
+) -> Response[str]:
+    """The sign-in page: the provider's button and/or the password form, as configured."""
+    settings = request.app.state.services.settings
+    return page(
+        "login.html",
+        status,
+        csrf=csrf,
+        next=_next(request),
+        error=error,
+        user=None,
+        provider=oidc.provider_name(settings) if settings.oidc else None,
+        password_login=settings.password_login,
+    )
+
+
+def safe_next(target: str | None) -> str:
+    """A path on this site to go to after signing in ("/" for anything else)."""
+    target = target or "/"
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-@post("/login", include_in_schema=False, status_code=200)
+def _next(request: Request[Any, Any, Any]) -> str:
+    return safe_next(request.query_params.get("next"))
+
+
+@post("/login", include_in_schema=False, status_code=200, opt={"query": ("next",)})
 async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     """Check the password; on success start a session with a new CSRF token."""
     form = await _form(request)
     current = await session.read(request)
+    if not request.app.state.services.settings.password_login:
+        return _login_form(
+            request,
+            current.csrf if current else "",
+            "Signing in with a password is turned off here.",
+            403,
+        )
     try:
         session.check_csrf(current, form.get("csrf_token"))
     except ApiError:
         current = session.fresh()
-        answer = page(
-            "login.html",
-            403,
-            csrf=current.csrf,
-            next=_next(request),
-            user=None,
-            error="Your sign-in form expired. Please try again.",
+        answer = _login_form(
+            request, current.csrf, "Your sign-in form expired. Please try again.", 403
         )
         answer.set_cookie(_cookie(await session.encode(request, current), request, None))
         return answer
     username = form.get("username", "").strip()
     address = request.client.host if request.client else "?"
-    wait = limiter.blocked(username, address)
-    if wait:
-        return page(
-            "login.html",
-            429,
-            csrf=current.csrf if current else "",
-            next=_next(request),
-            user=None,
-            error=f"Too many failed sign-ins. Try again in {int(wait)} seconds.",
-        )
     services = request.app.state.services
-    if not await check_password(services.engine, username, form.get("password", "")):
-        limiter.failed(username, address)
-        return page(
-            "login.html",
-            401,
-            csrf=current.csrf if current else "",
-            next=_next(request),
-            user=None,
-            error="Wrong username or password.",
+    async with services.engine.connect() as conn:
+        wait = await limiter.blocked(conn, username, address)
+    if wait:
+        return _login_form(
+            request,
+            current.csrf if current else "",
+            f"Too many failed sign-ins. Try again in {int(wait)} seconds.",
+            429,
         )
-    limiter.succeeded(username, address)
-    target = form.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"  # never redirect off-site
-    redirect: Response[Any] = Redirect(target, status_code=303)
-    started = session.fresh(username)
+    if not await check_password(services.engine, username, form.get("password", "")):
+        known = await reviewer(services.engine, username) is not None
+        async with services.log.transaction() as tx:
+            await limiter.failed(tx.conn, username, address)
+            # The name typed is recorded only when it is a reviewer's: never a mistyped password.
+            await audit.record(
+                tx,
+                "user.sign_in_failed",
+                "anonymous",
+                f"Failed sign-in for {username!r}" if known else "Failed sign-in (unknown user)",
+                user=username if known else None,
+                address=address,
+                method="password",
+            )
+        return _login_form(
+            request, current.csrf if current else "", "Wrong username or password.", 401
+        )
+    return await start_session(request, username, form.get("next") or "/", "password")
+
+
+async def start_session(
+    request: Request[Any, Any, Any], username: str, target: str, method: str
+) -> Response[Any]:
+    """Sign ``username`` in: a new session cookie (nothing kept from before), audited."""
+    services = request.app.state.services
+    address = request.client.host if request.client else "?"
+    found = await reviewer(services.engine, username)
+    generation = found["session_generation"] if found else 0
+    async with services.log.transaction() as tx:
+        await limiter.succeeded(tx.conn, username, address)
+        await audit.record(
+            tx,
+            "user.signed_in",
+            f"user:{username}",
+            f"{username} signed in",
+            user=username,
+            address=address,
+            method=method,
+        )
+    redirect: Response[Any] = Redirect(safe_next(target), status_code=303)
+    started = session.fresh(username, generation)
     redirect.set_cookie(_cookie(await session.encode(request, started), request, session.MAX_AGE))
     return redirect
 
@@ -134,14 +189,27 @@ async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
     return answer
 
 
-@get("/", include_in_schema=False)
+@get("/", include_in_schema=False, opt={"query": queries.INBOX_FILTERS})
 async def inbox(request: Request[Any, Any, Any]) -> Response[Any]:
     """Pending approvals, updated live."""
     current = await signed_in(request)
     if current is None:
         return to_login(request)
-    rows = await queries.pending(request.app.state.services.engine)
-    return page("inbox.html", user=current.user, csrf=current.csrf, approvals=rows, nav="inbox")
+    engine = request.app.state.services.engine
+    since = request.app.state.services.broker.head  # the live stream picks up after this
+    filters = queries.inbox_filters(request.query_params)
+    rows = await queries.pending(engine, filters)
+    return page(
+        "inbox.html",
+        user=current.user,
+        csrf=current.csrf,
+        since=since,
+        approvals=rows,
+        filters=filters,
+        query=urlencode({k: v for k, v in filters.items() if v}),
+        facets=await queries.facets(engine),
+        nav="inbox",
+    )
 
 
 @get("/approvals/{approval_id:str}", include_in_schema=False)
@@ -153,6 +221,7 @@ async def approval_page(
     if current is None:
         return to_login(request)
     engine = request.app.state.services.engine
+    since = request.app.state.services.broker.head  # the live stream picks up after this
     try:
         approval = await service.fetch(engine, approval_id, full=True)
     except ApiError:
@@ -165,71 +234,147 @@ async def approval_page(
             what=f"approval {approval_id}",
         )
     items = await queries.timeline(engine, approval)
+    rule = await queries.policy(engine, approval["policyId"])
     return page(
         "approval.html",
         user=current.user,
         csrf=current.csrf,
+        since=since,
         a=approval,
         timeline=items,
+        notices=await queries.notifications(engine, approval_id),
+        why=desk.why(approval, rule),
+        deliveries=await queries.deliveries(engine, approval),
         nav="inbox",
     )
 
 
+@get("/approvals/{approval_id:str}/panel", include_in_schema=False, opt={"query": ("view",)})
+async def panel(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
+    """The decision controls again (after a cancelled confirmation or reason step)."""
+    current = await signed_in(request)
+    if current is None:
+        raise ApiError(401, "unauthorized", "sign in first")
+    approval = await service.fetch(request.app.state.services.engine, approval_id, full=True)
+    html = _panel(approval, current, request.query_params.get("view") == "inbox")
+    return Response(html, media_type="text/html")
+
+
+def _panel(approval: dict[str, Any], current: session.Session, inbox: bool, **extra: Any) -> str:
+    context = {"a": approval, "csrf": current.csrf, "user": current.user, **extra}
+    if not inbox:
+        return render("_decision.html", **context)
+    if approval["status"] == "pending" and not extra.get("error"):
+        return render("_actions.html", **context)
+    return render("_outcome.html", **context)
+
+
+def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.Edit | None]:
+    """The arguments to approve with (None: unchanged) and the form's edit when it has errors."""
+    if form.get("arguments", "").strip():
+        try:
+            arguments = json.loads(form["arguments"])
+        except ValueError as exc:
+            raise ApiError(422, "invalid", "The edited arguments are not valid JSON.") from exc
+        if not isinstance(arguments, dict):
+            raise ApiError(422, "invalid", "The edited arguments must be a JSON object.")
+    elif form.get("edit") and isinstance(approval["arguments"], dict):
+        edit = desk.read_form(form, approval["arguments"])
+        if edit.errors:
+            return None, edit
+        arguments = edit.arguments
+    else:
+        return None, None
+    return (None if arguments == approval["arguments"] else arguments), None
+
+
 @post("/approvals/{approval_id:str}/decide", include_in_schema=False, status_code=200)
 async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
-    """Record a reviewer's decision; answer the refreshed decision panel (or redirect)."""
+    """Record a reviewer's decision, or ask for the reason or confirmation it still needs."""
     form = await _form(request)
     current = await _csrf(request, form)
-    if not current.user:
-        raise ApiError(401, "unauthorized", "sign in first")
     services = request.app.state.services
-    error = None
-    status = 200
+    if not current.user or not await active(services.engine, current.user, current.generation):
+        raise ApiError(401, "unauthorized", "sign in first")
+    inbox = form.get("view") == "inbox"
+    approval = await service.fetch(services.engine, approval_id, full=True)
+    decision = form.get("decision", "")
+    comment = form.get("comment", "").strip() or None
+    step = None
+    arguments = None
+    extra: dict[str, Any] = {}
     try:
-        decision = form.get("decision", "")
         if decision not in ("approve", "reject", "answer"):
             raise ApiError(422, "invalid", "Choose approve, reject or answer.")
-        arguments = None
-        if decision == "approve" and form.get("arguments", "").strip():
-            try:
-                arguments = json.loads(form["arguments"])
-            except ValueError as exc:
-                raise ApiError(422, "invalid", "The edited arguments are not valid JSON.") from exc
-            if not isinstance(arguments, dict):
-                raise ApiError(422, "invalid", "The edited arguments must be a JSON object.")
+        if decision == "approve":
+            arguments, failed = _edited(form, approval)
+            if failed is not None:
+                extra.update(draft=failed.draft, errors=failed.errors, comment=comment)
+                raise ApiError(
+                    422, "invalid", "Fix the arguments marked below; your edits are kept."
+                )
         answer_text = form.get("answer", "").strip() or None
         if decision == "answer" and not answer_text:
             raise ApiError(422, "invalid", "Write the answer to send back to the agent.")
-        async with services.log.transaction(current.user) as tx:
-            await service.decide(
-                tx,
-                approval_id,
-                decision=decision,
-                principal=current.user,
-                comment=form.get("comment", "").strip() or None,
-                answer=answer_text if decision == "answer" else None,
-                arguments=arguments,
-            )
+        if approval["status"] == "pending" and decision in approval["allowedDecisions"]:
+            if comment is None and policy.needs_reason(
+                decision,
+                require_reason=approval["requireReason"],
+                require_reason_on_approve=approval["requireReasonOnApprove"],
+            ):
+                step = "reason"
+            elif (
+                decision == "approve"
+                and not form.get("confirmed")
+                and (approval["confirm"] or arguments is not None)
+            ):
+                step = "confirm"
+        if step is None:
+            async with services.log.transaction(current.user) as tx:
+                await service.decide(
+                    tx,
+                    approval_id,
+                    decision=decision,
+                    principal=current.user,
+                    comment=comment,
+                    answer=answer_text if decision == "answer" else None,
+                    arguments=arguments,
+                )
     except ApiError as exc:
         if exc.status == 404:
             raise
-        error, status = exc.message, exc.status
+        extra.update(error=exc.message)
+        status = exc.status
+    else:
+        status = 200
     if "hx-request" not in request.headers:
         return Redirect(f"/approvals/{approval_id}", status_code=303)
+    if step is not None:
+        html = render(
+            "_step.html",
+            a=approval,
+            csrf=current.csrf,
+            view="inbox" if inbox else "page",
+            step=step,
+            decision=decision,
+            comment=comment,
+            arguments=arguments,
+            changes=desk.diff(approval["arguments"], arguments) if arguments is not None else [],
+        )
+        return Response(html, media_type="text/html")
     approval = await service.fetch(services.engine, approval_id, full=True)
-    template = "_outcome.html" if form.get("view") == "inbox" else "_decision.html"
-    html = render(template, a=approval, csrf=current.csrf, error=error)
-    return Response(html, status_code=status, media_type="text/html")
+    return Response(
+        _panel(approval, current, inbox, **extra), status_code=status, media_type="text/html"
+    )
 
 
-@get("/history", include_in_schema=False)
+@get("/history", include_in_schema=False, opt={"query": HISTORY_FILTERS})
 async def history_page(request: Request[Any, Any, Any]) -> Response[Any]:
     """Resolved approvals with who decided and when."""
     current = await signed_in(request)
     if current is None:
         return to_login(request)
-    keys = ("status", "reviewer", "agent", "since", "until")
-    filters = {k: request.query_params.get(k, "").strip() for k in keys}
+    filters = {k: request.query_params.get(k, "").strip() for k in HISTORY_FILTERS}
     if filters["status"] not in ("", *HISTORY_STATUSES):
         filters["status"] = ""
     rows = await queries.history(request.app.state.services.engine, filters)
@@ -244,7 +389,7 @@ async def history_page(request: Request[Any, Any, Any]) -> Response[Any]:
     )
 
 
-@get("/events", include_in_schema=False)
+@get("/events", include_in_schema=False, opt={"query": tuple(FIELDS)})
 async def events_page(request: Request[Any, Any, Any]) -> Response[Any]:
     """The live event log, filtered like the API."""
     current = await signed_in(request)
@@ -253,16 +398,52 @@ async def events_page(request: Request[Any, Any, Any]) -> Response[Any]:
     params = {name: request.query_params.get(name, "") for name in FIELDS}
     where = EventFilter.from_params(params)
     services = request.app.state.services
-    events = await services.log.tail(100, upto=services.broker.head, where=where)
+    since = services.broker.head
+    events = await services.log.tail(100, upto=since, where=where)
     query = "&".join(f"{k}={quote(v)}" for k, v in params.items() if v)
     return page(
         "events.html",
         user=current.user,
         csrf=current.csrf,
+        since=since,
         events=events[::-1],
         filters=params,
         query=query,
         nav="events",
+    )
+
+
+@get("/audit", include_in_schema=False, opt={"query": ("type",)})
+async def audit_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    """The audit trail (admins only): key, policy, webhook, source and reviewer changes."""
+    current = await signed_in(request)
+    if current is None:
+        return to_login(request)
+    services = request.app.state.services
+    found = await reviewer(services.engine, current.user or "")
+    if not found or not found["is_admin"]:
+        return page(
+            "forbidden.html",
+            403,
+            user=current.user,
+            csrf=current.csrf,
+            what="the audit trail",
+            how="an admin can grant it with: approvals users update NAME --admin",
+        )
+    wanted = request.query_params.get("type", "").strip()
+    params = {"source": audit.SOURCE}
+    if wanted:
+        params["type"] = wanted if wanted.startswith(audit.PREFIX) else audit.PREFIX + wanted
+    events = await services.log.tail(
+        200, upto=services.broker.head, where=EventFilter.from_params(dict(params))
+    )
+    return page(
+        "audit.html",
+        user=current.user,
+        csrf=current.csrf,
+        events=events[::-1],
+        wanted=wanted,
+        nav="audit",
     )
 
 
@@ -277,7 +458,12 @@ async def webhooks_page(request: Request[Any, Any, Any]) -> Response[Any]:
     for endpoint in endpoints:
         endpoint["status"] = endpoint_status(endpoint, services.settings.webhook_failing_after)
     return page(
-        "webhooks.html", user=current.user, csrf=current.csrf, endpoints=endpoints, nav="webhooks"
+        "webhooks.html",
+        user=current.user,
+        csrf=current.csrf,
+        endpoints=endpoints,
+        notices=await queries.notifications(services.engine),
+        nav="webhooks",
     )
 
 
@@ -286,8 +472,80 @@ async def retry_from_page(
     request: Request[Any, Any, Any], delivery_id: FromPath[str]
 ) -> Response[Any]:
     """Send a delivery again (a manual attempt) and go back to the webhooks page."""
-    current = await _csrf(request, await _form(request))
+    form = await _form(request)
+    current = await _csrf(request, form)
     if not current.user:
         raise ApiError(401, "unauthorized", "sign in first")
     await requeue(request.app.state.services, delivery_id)
-    return Redirect("/webhooks", status_code=303)
+    target = form.get("next") or "/webhooks"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/webhooks"
+    return Redirect(target, status_code=303)
+
+
+@post("/approvals/{approval_id:str}/claim", include_in_schema=False, status_code=200)
+async def claim(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
+    """Claim a request ("bob is on it") or release the claim; every inbox shows it live."""
+    form = await _form(request)
+    current = await _csrf(request, form)
+    if not current.user:
+        raise ApiError(401, "unauthorized", "sign in first")
+    services = request.app.state.services
+    error = None
+    try:
+        async with services.log.transaction(current.user) as tx:
+            await service.claim(tx, approval_id, current.user, release=bool(form.get("release")))
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        error = exc.message
+    if "hx-request" not in request.headers:
+        return Redirect(f"/approvals/{approval_id}", status_code=303)
+    approval = await service.fetch(services.engine, approval_id)
+    html = render(
+        "_claim.html", a=approval, csrf=current.csrf, user=current.user, claim_error=error
+    )
+    return Response(html, media_type="text/html")
+
+
+@post("/approvals/batch", include_in_schema=False, status_code=200)
+async def batch(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Approve or reject the selected requests: first a confirmation listing them, then each."""
+    data = await request.form()
+    form = {key: str(value) for key, value in data.items()}
+    current = await _csrf(request, form)
+    if not current.user:
+        raise ApiError(401, "unauthorized", "sign in first")
+    services = request.app.state.services
+    ids = list(dict.fromkeys(str(v) for v in data.getall("ids", [])))[:100]
+    decision = form.get("decision", "")
+    comment = form.get("comment", "").strip() or None
+    context: dict[str, Any] = {"csrf": current.csrf, "user": current.user, "comment": comment}
+    if decision not in ("approve", "reject") or not ids:
+        context["error"] = "Select at least one request, then Approve selected or Reject selected."
+        return Response(render("_batch.html", **context), media_type="text/html")
+    context["decision"] = decision
+    if not form.get("confirmed"):
+        chosen = []
+        for approval_id in ids:
+            try:
+                chosen.append(await service.fetch(services.engine, approval_id))
+            except ApiError:
+                continue
+        return Response(
+            render("_batch.html", step=True, chosen=chosen, **context), media_type="text/html"
+        )
+    results = []
+    for approval_id in ids:
+        try:
+            async with services.log.transaction(current.user) as tx:
+                await service.decide(
+                    tx, approval_id, decision=decision, principal=current.user, comment=comment
+                )
+            results.append({"id": approval_id, "ok": True, "message": ""})
+        except ApiError as exc:
+            results.append({"id": approval_id, "ok": False, "message": exc.message})
+    return Response(render("_batch.html", results=results, **context), media_type="text/html")
+
+
+DESK = [panel, claim, batch]  # the reviewer's desk: decision steps, claims, batches

@@ -9,25 +9,95 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.events.log import events_table
 from approvals.events.schema import to_json
-from approvals.queue.service import approval_json, approvals_table
+from approvals.queue.service import approval_json, approvals_table, policies_table
 from approvals.webhooks.outbox import deliveries_table, endpoints_table
 from approvals.webhooks.worker import attempts_table
 
 TIMELINE_LIMIT = 300
 
 
-async def pending(engine: AsyncEngine, limit: int = 200) -> list[dict[str, Any]]:
-    """Pending approvals, newest first."""
+def token_text(event: dict[str, Any]) -> str:
+    """The text a token event carries (``detail.delta``, ``text`` or ``content``, or its title)."""
+    detail = event.get("detail") or {}
+    for key in ("delta", "text", "content", "token"):
+        if isinstance(detail.get(key), str):
+            return str(detail[key])
+    return str(event.get("title") or "")
+
+
+INBOX_FILTERS = ("agent", "tool", "q", "sort")
+
+
+def inbox_filters(params: Any) -> dict[str, str]:
+    """The inbox's filters from query parameters: ``agent``, ``tool``, ``q`` and ``sort``."""
+    out = {key: str(params.get(key) or "").strip()[:200] for key in INBOX_FILTERS}
+    if out["sort"] not in ("", "due"):
+        out["sort"] = ""
+    return out
+
+
+def matches(approval: dict[str, Any], filters: dict[str, str]) -> bool:
+    """Tell whether a pending approval passes the inbox filters."""
+    if filters.get("agent") and approval.get("agentId") != filters["agent"]:
+        return False
+    if filters.get("tool") and approval.get("tool") != filters["tool"]:
+        return False
+    text = filters.get("q", "").lower()
+    if text:
+        haystack = " ".join(
+            str(approval.get(k) or "") for k in ("title", "tool", "agentId", "runId", "id")
+        )
+        return text in haystack.lower()
+    return True
+
+
+async def pending(
+    engine: AsyncEngine, filters: dict[str, str] | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Pending approvals matching the filters: newest first, or soonest due with ``sort=due``."""
+    filters = filters or {}
+    table = approvals_table
+    query = select(table).where(table.c.status == "pending")
+    if filters.get("agent"):
+        query = query.where(table.c.agent_id == filters["agent"])
+    if filters.get("tool"):
+        query = query.where(table.c.tool == filters["tool"])
+    if filters.get("sort") == "due":
+        query = query.order_by(table.c.timeout_at.is_(None), table.c.timeout_at, table.c.event_id)
+    else:
+        query = query.order_by(table.c.event_id.desc())
     async with engine.connect() as conn:
         rows = (
-            await conn.execute(
-                select(approvals_table)
-                .where(approvals_table.c.status == "pending")
-                .order_by(approvals_table.c.event_id.desc())
-                .limit(limit)
-            )
+            await conn.execute(query.limit(limit * 5 if filters.get("q") else limit))
         ).mappings()
-        return [approval_json(row) for row in rows]
+        found = [approval_json(row) for row in rows]
+    return [a for a in found if matches(a, filters)][:limit]
+
+
+async def facets(engine: AsyncEngine) -> dict[str, list[str]]:
+    """The agents and tools of pending approvals, for the inbox's filter choices."""
+    table = approvals_table
+    async with engine.connect() as conn:
+        out = {}
+        for name, column in (("agents", table.c.agent_id), ("tools", table.c.tool)):
+            rows = await conn.execute(
+                select(column).where(table.c.status == "pending", column.is_not(None)).distinct()
+            )
+            out[name] = sorted(str(v) for (v,) in rows)
+    return out
+
+
+async def policy(engine: AsyncEngine, policy_id: str | None) -> dict[str, Any] | None:
+    """A stored policy's scope (``agentId``, ``tool``), or None when absent or deleted."""
+    if policy_id is None:
+        return None
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(policies_table).where(policies_table.c.id == policy_id)))
+            .mappings()
+            .first()
+        )
+    return {"agentId": row["agent_id"], "tool": row["tool"]} if row else None
 
 
 async def history(engine: AsyncEngine, filters: dict[str, str], limit: int = 200) -> list[Any]:
@@ -67,7 +137,7 @@ async def timeline(engine: AsyncEngine, approval: dict[str, Any]) -> list[dict[s
     items: list[dict[str, Any]] = []
     for event in events:
         if event["type"] == "token":
-            text = (event.get("detail") or {}).get("delta") or event.get("title") or ""
+            text = token_text(event)
             if items and items[-1]["kind"] == "text":
                 items[-1]["text"] += text
                 continue
@@ -75,6 +145,36 @@ async def timeline(engine: AsyncEngine, approval: dict[str, Any]) -> list[dict[s
         else:
             items.append({"kind": "event", "event": event})
     return items
+
+
+async def deliveries(engine: AsyncEngine, approval: dict[str, Any]) -> list[dict[str, Any]]:
+    """The callback, webhook and resume deliveries of an approval's resolution event."""
+    if not approval.get("resolutionEventId"):
+        return []
+    event_id = int(approval["resolutionEventId"])
+    async with engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in (
+                await conn.execute(
+                    select(deliveries_table)
+                    .where(deliveries_table.c.event_id == event_id)
+                    .order_by(deliveries_table.c.created_at, deliveries_table.c.id)
+                )
+            ).mappings()
+        ]
+        for row in rows:
+            row["history"] = [
+                dict(a)
+                for a in (
+                    await conn.execute(
+                        select(attempts_table)
+                        .where(attempts_table.c.delivery_id == row["id"])
+                        .order_by(attempts_table.c.id)
+                    )
+                ).mappings()
+            ]
+    return rows
 
 
 async def webhooks(engine: AsyncEngine) -> list[dict[str, Any]]:
@@ -106,3 +206,28 @@ async def webhooks(engine: AsyncEngine) -> list[dict[str, Any]]:
                 ]
             endpoint["deliveries"] = deliveries
     return endpoints
+
+
+async def notifications(
+    engine: AsyncEngine, approval_id: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Notification deliveries (Slack, email), newest first, each with its attempts."""
+    query = select(deliveries_table).where(deliveries_table.c.kind == "notify")
+    if approval_id is not None:
+        query = query.where(deliveries_table.c.approval_id == approval_id)
+    query = query.order_by(deliveries_table.c.created_at.desc(), deliveries_table.c.id).limit(limit)
+    async with engine.connect() as conn:
+        rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+        ids = [r["id"] for r in rows]
+        attempts: dict[str, list[dict[str, Any]]] = {}
+        if ids:
+            found = await conn.execute(
+                select(attempts_table)
+                .where(attempts_table.c.delivery_id.in_(ids))
+                .order_by(attempts_table.c.id)
+            )
+            for a in found.mappings():
+                attempts.setdefault(a["delivery_id"], []).append(dict(a))
+    for row in rows:
+        row["history"] = attempts.get(row["id"], [])
+    return rows

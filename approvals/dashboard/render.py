@@ -6,14 +6,18 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Response
 from litestar.enums import MediaType
 
 from approvals.clock import parse_iso
+from approvals.dashboard import desk
+from approvals.dashboard.markdown import markdown
+from approvals.dashboard.queries import token_text
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # approvals/templates
 
 
 def ago(value: str | None, now: datetime | None = None) -> str:
@@ -52,13 +56,31 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+def web_url(value: Any) -> str | None:
+    """An agent-given link when it is an absolute http(s) URL, else None."""
+    if isinstance(value, str) and len(value) <= 2000:
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return value
+    return None
+
+
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-environment.filters.update(ago=ago, left=left, clock=clock, pretty=pretty)
+environment.filters.update(
+    ago=ago, left=left, clock=clock, pretty=pretty, markdown=markdown, web_url=web_url
+)
+environment.globals.update(
+    desk=desk.desk,
+    kind=desk.kind,
+    diff=desk.diff,
+    active_claim=desk.active_claim,
+    token_text=token_text,
+)
 
 
 def render(name: str, **context: Any) -> str:

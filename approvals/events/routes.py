@@ -2,99 +2,128 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, cast
 
-import msgspec
 from litestar import Request, get, post
 from litestar.enums import MediaType
-from litestar.params import FromPath
+from litestar.params import Parameter
 from litestar.response import Response, Stream
 
-from approvals.auth.guard import requires
-from approvals.errors import ApiError, invalid, not_found
+from approvals.auth.guard import held_stream, requires
+from approvals.contract import WRITE_ERRORS, convert, errors
+from approvals.errors import not_found
 from approvals.events.filters import EventFilter
-from approvals.events.schema import parse_batch, parse_position
+from approvals.events.schema import EventOut, EventPage, parse_batch, parse_position
 from approvals.events.stream import Start, page_json, resolve_start, subscribe
 
 MAX_PAGE = 1000
+TAGS = ["events"]
+
+Position = Annotated[
+    str | None,
+    Parameter(
+        pattern=r"^[0-9]{1,18}$",
+        description="an event id (decimal digits) as sent in the stream's id: field",
+    ),
+]
+Flag = Annotated[bool | None, Parameter(description="true or false")]
 
 
-async def read_json(request: Request[Any, Any, Any]) -> Any:
-    """Read and parse a JSON body within the size limit; 413 or 400 otherwise."""
-    services = request.app.state.services
-    limit = services.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(
-                413, "too_large", f"the body is over {limit} bytes; send smaller batches"
-            )
-    if not body.strip():
-        raise invalid("body", "a JSON body is required", status=400)
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise invalid("body", f"is not valid JSON ({exc})", status=400) from exc
+def _list(name: str, what: str) -> Any:
+    return Parameter(
+        query=name,
+        max_length=2000,
+        description=f"only events whose {what} is one of these (comma-separated)",
+    )
 
 
-def _int_param(request: Request[Any, Any, Any], name: str, default: int | None, most: int) -> Any:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise ApiError(400, "invalid", f"{name}: must be a whole number", field=name)
-    value = int(raw)
-    if value > most:
-        raise ApiError(400, "invalid", f"{name}: must be at most {most}", field=name)
-    return value
-
-
-def _flag(request: Request[Any, Any, Any], name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, "invalid", f"{name}: must be true or false", field=name)
-
-
-@post("/v1/events", guards=[requires("events:write")], status_code=201)
-async def post_events(request: Request[Any, Any, Any]) -> Any:
+@post(
+    "/v1/events",
+    guards=[requires("events:write")],
+    status_code=201,
+    operation_id="appendEvents",
+    tags=TAGS,
+    summary="Append one event or an array of events",
+    description=(
+        "One event object answers one stored event; an array answers an array, stored in one "
+        "transaction. A pair of `source` and `externalId` already stored returns the first "
+        "event and appends nothing. LangGraph `HumanInterrupt` and AG-UI interrupt objects "
+        "are also accepted and open approvals (see the README)."
+    ),
+    responses=errors(*WRITE_ERRORS),
+)
+async def post_events(request: Request[Any, Any, Any]) -> EventOut | list[EventOut]:
     """Append one event or a JSON array of events in one transaction."""
-    body = await read_json(request)
+    # The body is EventIn | list[EventIn] (documented by approvals.openapi) or an interrupt,
+    # which a struct union cannot tell apart, so the items are converted one by one.
+    body = await request.json()
     rows = parse_batch(body)
     stored = await request.app.state.services.log.append(rows, request.state.principal.name)
-    return stored if isinstance(body, list) else stored[0]
+    events: list[EventOut] = convert(stored, list[EventOut])
+    return events if isinstance(body, list) else events[0]
 
 
 # Litestar's Stream takes the handler's media type over its own, so the handler names
 # the SSE type and the JSON page sets its own.
-@get("/v1/events", guards=[requires("events:read")], media_type="text/event-stream")
-async def get_events(request: Request[Any, Any, Any]) -> Any:
+@get(
+    "/v1/events",
+    guards=[requires("events:read")],
+    media_type="text/event-stream",
+    operation_id="readEvents",
+    tags=TAGS,
+    summary="Stream the event log over SSE, or read a JSON page",
+    description=(
+        "With `Accept: text/event-stream` (or `follow=true`) an SSE stream: `connected`, then "
+        "each event as `id:`, `event:`, `data:`; keepalive comments. Where it starts, first "
+        "match wins: `Last-Event-ID`, `after`, `history=true`, `tail=N`, else live. Without "
+        "SSE, a JSON page of the last `tail` (default 100) events or those after `after`."
+    ),
+    responses=errors(),
+)
+async def get_events(
+    request: Request[Any, Any, Any],
+    thread_id: Annotated[str | None, _list("thread_id", "threadId")] = None,
+    run_id: Annotated[str | None, _list("run_id", "runId")] = None,
+    agent_id: Annotated[str | None, _list("agent_id", "agentId")] = None,
+    source: Annotated[str | None, _list("source", "source")] = None,
+    category: Annotated[str | None, _list("category", "category")] = None,
+    type_: Annotated[str | None, _list("type", "type")] = None,
+    status: Annotated[str | None, _list("status", "status")] = None,
+    after: Position = None,
+    history: Flag = None,
+    tail: Annotated[int | None, Parameter(ge=0, le=100_000, schema_extra={"minimum": 0})] = None,
+    limit: Annotated[int | None, Parameter(ge=1, le=MAX_PAGE)] = None,
+    follow: Flag = None,
+    last_event_id: Annotated[
+        str | None,
+        Parameter(header="Last-Event-ID", max_length=40, description="resume after this id"),
+    ] = None,
+) -> Response[EventPage]:
     """Stream events over SSE, or answer a JSON page."""
     services = request.app.state.services
-    params = {key: request.query_params.get(key) for key in request.query_params}
-    where = EventFilter.from_params(params)
-    last_event_id = parse_position(request.headers.get("last-event-id"), "Last-Event-ID")
-    after = parse_position(request.query_params.get("after"), "after")
-    history = _flag(request, "history")
-    tail = _int_param(request, "tail", None, 100_000)
-    follow = _flag(request, "follow")
+    where = EventFilter.from_params(
+        {
+            "thread_id": thread_id,
+            "run_id": run_id,
+            "agent_id": agent_id,
+            "source": source,
+            "category": category,
+            "type": type_,
+            "status": status,
+        }
+    )
+    resume = parse_position(last_event_id, "Last-Event-ID")
+    after_id = parse_position(after, "after")
     accept = request.headers.get("accept", "")
     streaming = follow if follow is not None else "text/event-stream" in accept
     if not streaming:
-        page = await _page(request, where, after if after is not None else last_event_id, tail)
-        return Response(page, media_type=MediaType.JSON)
-    if last_event_id is not None:
-        start = Start(after=last_event_id, origin="last-event-id")
-    elif after is not None:
-        start = Start(after=after, origin="after")
+        start_after = after_id if after_id is not None else resume
+        page = await _page(request, where, start_after, tail, limit or 100)
+        return Response(convert(page, EventPage), media_type=MediaType.JSON)
+    if resume is not None:
+        start = Start(after=resume, origin="last-event-id")
+    elif after_id is not None:
+        start = Start(after=after_id, origin="after")
     elif history:
         start = Start(after=0, origin="history")
     elif tail is not None:
@@ -102,28 +131,35 @@ async def get_events(request: Request[Any, Any, Any]) -> Any:
     else:
         start = Start(origin="live")
     position = await resolve_start(start, services.log, services.broker, where)
-    return Stream(
-        subscribe(
-            log=services.log,
-            broker=services.broker,
-            where=where,
-            position=position,
-            origin=start.origin,
-            keepalive=services.settings.keepalive_seconds,
-            retry_ms=services.settings.retry_ms,
+    stream = Stream(
+        held_stream(
+            request,
+            subscribe(
+                log=services.log,
+                broker=services.broker,
+                where=where,
+                position=position,
+                origin=start.origin,
+                keepalive=services.settings.keepalive_seconds,
+                retry_ms=services.settings.retry_ms,
+            ),
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    return cast("Response[EventPage]", stream)
 
 
 async def _page(
-    request: Request[Any, Any, Any], where: EventFilter, after: int | None, tail: int | None
+    request: Request[Any, Any, Any],
+    where: EventFilter,
+    after: int | None,
+    tail: int | None,
+    limit: int,
 ) -> dict[str, Any]:
     services = request.app.state.services
     head = services.broker.head
     if after is not None:
-        limit = _int_param(request, "limit", 100, MAX_PAGE) or 100
         events = await services.log.read_after(after, upto=head, where=where, limit=limit)
         cursor = int(events[-1]["id"]) if len(events) == limit else max(head, after)
         return page_json(events, cursor)
@@ -132,12 +168,22 @@ async def _page(
     return page_json(events, head)
 
 
-@get("/v1/events/{event_id:str}", guards=[requires("events:read")])
-async def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Any:
+@get(
+    "/v1/events/{event_id:str}",
+    guards=[requires("events:read")],
+    operation_id="getEvent",
+    tags=TAGS,
+    summary="One event by id",
+    responses=errors(404),
+)
+async def get_event(
+    request: Request[Any, Any, Any],
+    event_id: Annotated[str, Parameter(max_length=40, description="the event's id")],
+) -> EventOut:
     """One event by id."""
     position = parse_position(event_id, "id")
     assert position is not None
     event = await request.app.state.services.log.get(position)
     if event is None:
         raise not_found(f"event {event_id}")
-    return event
+    return cast(EventOut, convert(event, EventOut))

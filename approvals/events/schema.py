@@ -3,93 +3,131 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from approvals.clock import iso, parse_iso
+from approvals.contract import Body, Out, convert
 from approvals.errors import ApiError, invalid
 
-# camelCase JSON field -> column, for the optional string fields.
-STRING_FIELDS = {
-    "category": "category",
-    "status": "status",
-    "title": "title",
-    "source": "source",
-    "agentId": "agent_id",
-    "threadId": "thread_id",
-    "runId": "run_id",
-    "externalId": "external_id",
-}
-TIME_FIELDS = {"createdAt": "created_at", "resolvedAt": "resolved_at"}
-ALLOWED = {
-    "type",
-    "detail",
-    "costTokens",
-    "costUsd",
-    "resolvedBy",
-    "id",
-    "approvalId",
-    *STRING_FIELDS,
-    *TIME_FIELDS,
-}
-MAX_SHORT = 200
-MAX_TITLE = 10_000
+Short = Annotated[str, msgspec.Meta(max_length=200)]
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=64,
+        description="ISO-8601 time, e.g. 2026-11-20T12:00:00.000Z",
+        extra_json_schema={"format": "date-time"},
+    ),
+]
+EventType = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s\x00-\x1f\x7f]+$",
+        description="one word: steering_request, token, tool_call, status, ...",
+    ),
+]
+MAX_BATCH = 10_000
+SERVER_OWNED = ("id", "approvalId", "resolvedBy")
 
 
-def _text(where: str, value: Any, limit: int) -> str:
-    if not isinstance(value, str):
-        raise invalid(where, "must be a string")
-    if len(value) > limit:
-        raise invalid(where, f"must be at most {limit} characters")
-    return value
+class EventIn(Body):
+    """An event as an agent posts it (``id``, ``approvalId``, ``resolvedBy`` are the service's)."""
+
+    type: EventType
+    category: Short | None = None
+    status: Short | None = None
+    title: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    detail: dict[str, Any] | None = None
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    agent_id: Short | None = None
+    thread_id: Short | None = None
+    run_id: Short | None = None
+    external_id: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    cost_tokens: Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None = None
+    cost_usd: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+    created_at: Timestamp | None = None
+    resolved_at: Timestamp | None = None
+
+
+class EventOut(Out):
+    """An event as stored: the canonical JSON of the log."""
+
+    id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]+$", description="the log position")]
+    type: str
+    category: str | None
+    status: str | None
+    title: str | None
+    detail: dict[str, Any] | None
+    source: str
+    agent_id: str | None
+    thread_id: str | None
+    run_id: str | None
+    external_id: str | None
+    cost_tokens: int | None
+    cost_usd: float | None
+    created_at: Timestamp
+    resolved_at: Timestamp | None
+    resolved_by: str | None
+    approval_id: str | None
+
+
+class EventPage(Out):
+    """A JSON page of the log; pass ``nextCursor`` as ``after`` for the next one."""
+
+    events: list[EventOut]
+    next_cursor: str
 
 
 def parse_event(raw: Any, where: str = "body", *, trusted: bool = False) -> dict[str, Any]:
-    """Check one event and return its column values (no id, no createdAt default).
+    """Check one event (a decoded JSON value) and return its column values.
 
     ``trusted`` is for connectors relaying a platform's own resolution fields.
     """
-    if not isinstance(raw, dict):
-        raise invalid(where, "each event must be a JSON object")
-    unknown = sorted(set(raw) - ALLOWED)
-    if unknown:
-        raise invalid(f"{where}.{unknown[0]}", "is not an event field (fields are camelCase)")
-    owned = ("id", "approvalId") if trusted else ("id", "approvalId", "resolvedBy")
-    for server_owned in owned:
-        if raw.get(server_owned) is not None:
-            raise invalid(f"{where}.{server_owned}", "is set by the service, not by the client")
-    if "type" not in raw or raw["type"] in (None, ""):
-        raise invalid(f"{where}.type", "is required")
-    row: dict[str, Any] = {"type": _text(f"{where}.type", raw["type"], MAX_SHORT)}
-    if not row["type"].isprintable() or " " in row["type"]:
-        raise invalid(f"{where}.type", "must be a single word without spaces or control characters")
-    for key, column in STRING_FIELDS.items():
-        value = raw.get(key)
+    resolved_by = None
+    if trusted and isinstance(raw, dict) and raw.get("resolvedBy") is not None:
+        raw = dict(raw)
+        resolved_by = convert(raw.pop("resolvedBy"), Short, f"{where}.resolvedBy")
+    if isinstance(raw, dict):
+        for owned in SERVER_OWNED:
+            if raw.get(owned) is not None:
+                raise invalid(f"{where}.{owned}", "is set by the service, not by the client")
+        raw = {key: value for key, value in raw.items() if key not in SERVER_OWNED}
+    event = convert(raw, EventIn, where)
+    row = event_row(event, where)
+    if resolved_by is not None:
+        row["resolved_by"] = resolved_by
+    return row
+
+
+def event_row(event: EventIn, where: str = "body") -> dict[str, Any]:
+    """The column values of a checked event (no id, no createdAt default)."""
+    if event.type.lower().startswith("audit."):
+        raise invalid(
+            f"{where}.type", "audit.* events are written by the service itself; use another type"
+        )
+    if event.source is not None and event.source.lower() == "audit":
+        raise invalid(f"{where}.source", "'audit' is the service's own source; use another name")
+    row: dict[str, Any] = {
+        "type": event.type,
+        "detail": event.detail,
+        "cost_tokens": event.cost_tokens,
+        "cost_usd": event.cost_usd,
+    }
+    for column in ("category", "status", "title", "source", "agent_id", "thread_id", "run_id"):
+        value = getattr(event, column)
         if value is not None:
-            limit = MAX_TITLE if key == "title" else (500 if key == "externalId" else MAX_SHORT)
-            row[column] = _text(f"{where}.{key}", value, limit)
-    if row.get("source") == "":
-        raise invalid(f"{where}.source", "must not be empty")
-    detail = raw.get("detail")
-    if detail is not None and not isinstance(detail, dict):
-        raise invalid(f"{where}.detail", "must be a JSON object")
-    row["detail"] = detail
-    tokens = raw.get("costTokens")
-    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int)):
-        raise invalid(f"{where}.costTokens", "must be a whole number or null")
-    row["cost_tokens"] = tokens
-    usd = raw.get("costUsd")
-    if usd is not None and (isinstance(usd, bool) or not isinstance(usd, int | float)):
-        raise invalid(f"{where}.costUsd", "must be a number or null")
-    row["cost_usd"] = float(usd) if usd is not None else None
-    if trusted and raw.get("resolvedBy") is not None:
-        row["resolved_by"] = _text(f"{where}.resolvedBy", raw["resolvedBy"], MAX_SHORT)
-    for key, column in TIME_FIELDS.items():
-        value = raw.get(key)
+            row[column] = value
+    if event.external_id is not None:
+        row["external_id"] = event.external_id
+    for key, column in (("createdAt", "created_at"), ("resolvedAt", "resolved_at")):
+        value = getattr(event, column)
         if value is not None:
-            text = _text(f"{where}.{key}", value, 64)
             try:
-                row[column] = iso(parse_iso(text))
-            except ValueError as exc:
+                row[column] = iso(parse_iso(value))
+            except (ValueError, OverflowError) as exc:
                 raise invalid(f"{where}.{key}", "must be an ISO-8601 timestamp") from exc
     return row
 
@@ -102,6 +140,8 @@ def parse_batch(raw: Any) -> list[dict[str, Any]]:
     if isinstance(raw, list):
         if not raw:
             raise invalid("body", "the array must hold at least one event")
+        if len(raw) > MAX_BATCH:
+            raise invalid("body", f"at most {MAX_BATCH} events per request")
         return [_parse_item(item, f"body[{index}]") for index, item in enumerate(raw)]
     return [_parse_item(raw, "body")]
 
@@ -114,6 +154,8 @@ def _parse_item(raw: Any, where: str) -> dict[str, Any]:
         row = parse_event(body, where)
         row["_approval"] = options  # read by the approval hook before insert
         return row
+    if not isinstance(raw, dict):
+        raise invalid(where, "each event must be a JSON object")
     return parse_event(raw, where)
 
 

@@ -51,7 +51,15 @@ async def subscribe(
     retry_ms: int,
 ) -> AsyncIterator[bytes]:
     """Yield SSE bytes: ``connected``, then every matching event after ``position``."""
-    hello = {"subscription": {"filters": where.describe(), "from": str(position), "origin": origin}}
+    subscription: dict[str, Any] = {
+        "filters": where.describe(),
+        "from": str(position),
+        "origin": origin,
+    }
+    # The log head lets a client whose Last-Event-ID lies beyond it (it outlived a database
+    # reset) notice at once instead of waiting silently: see the README.
+    subscription.update(head=str(broker.head), beyondHead=position > broker.head)
+    hello = {"subscription": subscription}
     yield b"retry: %d\nevent: connected\ndata: %s\n\n" % (retry_ms, msgspec.json.encode(hello))
     broker.subscribers += 1
     SUBSCRIBERS.inc()

@@ -38,6 +38,13 @@ class Approval(SQLModel, table=True):
     min_approvals: int = 1
     allow_self_approval: bool = False
     reviewers: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    require_reason: bool = False
+    require_reason_on_approve: bool = False
+    confirm: bool = False
+    allowed_decisions: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    allow_edit: bool = True
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: str | None = Field(default=None, max_length=32)
     created_at: str = Field(max_length=32)
     resolved_at: str | None = Field(default=None, max_length=32)
     resolved_by: str | None = Field(default=None, max_length=200)
@@ -75,4 +82,7 @@ class Policy(SQLModel, table=True):
     min_approvals: int = 1
     allow_self_approval: bool = False
     reviewers: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    require_reason: bool = False  # a reject needs a comment
+    require_reason_on_approve: bool = False  # an approve needs one too
+    confirm: bool = False  # the dashboard asks for a second step before approving
     created_at: str = Field(max_length=32)

@@ -20,6 +20,9 @@ class Rule:
     allow_self_approval: bool = False
     reviewers: tuple[str, ...] | None = None
     created_at: str = ""
+    require_reason: bool = False
+    require_reason_on_approve: bool = False
+    confirm: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Effective:
     min_approvals: int = 1
     allow_self_approval: bool = False
     reviewers: tuple[str, ...] | None = None
+    require_reason: bool = False
+    require_reason_on_approve: bool = False
+    confirm: bool = False
 
 
 DEFAULT = Effective()
@@ -60,6 +66,9 @@ def select(rules: Iterable[Rule], agent_id: str | None, tool: str | None) -> Eff
         min_approvals=max(1, chosen.min_approvals),
         allow_self_approval=chosen.allow_self_approval,
         reviewers=chosen.reviewers,
+        require_reason=chosen.require_reason,
+        require_reason_on_approve=chosen.require_reason_on_approve,
+        confirm=chosen.confirm,
     )
 
 
@@ -79,6 +88,25 @@ def refusal(
     if reviewers and principal not in reviewers:
         return f"{principal!r} is not among this request's reviewers ({', '.join(reviewers)})"
     return None
+
+
+DECISIONS = ("approve", "reject", "answer")
+
+
+def allowed(allowed_decisions: Sequence[str] | None) -> tuple[str, ...]:
+    """The decisions a request accepts (all three unless its interrupt config narrows them)."""
+    if allowed_decisions is None:
+        return DECISIONS
+    return tuple(d for d in DECISIONS if d in allowed_decisions)
+
+
+def needs_reason(decision: str, *, require_reason: bool, require_reason_on_approve: bool) -> bool:
+    """Tell whether ``decision`` must carry a comment under these policy flags."""
+    if decision == "reject":
+        return require_reason
+    if decision == "approve":
+        return require_reason_on_approve
+    return False
 
 
 def tally(min_approvals: int, approvers: Iterable[str]) -> bool:

@@ -5,67 +5,113 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any, Literal, cast
 
 from litestar import Request, delete, get, post
-from litestar.params import FromPath
+from litestar.params import Parameter
+from litestar.response import Stream
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select
 
-from approvals.auth.guard import requires
+from approvals import audit
+from approvals.auth.guard import held_stream, requires
 from approvals.clock import now_iso
-from approvals.errors import ApiError, invalid, not_found
+from approvals.contract import WRITE_ERRORS, convert, errors
+from approvals.errors import ApiError, not_found
 from approvals.events.log import new_id
-from approvals.events.routes import read_json
-from approvals.queue import service
-from approvals.queue.schema import parse_decision, parse_policy, parse_request
+from approvals.events.routes import Position
+from approvals.events.schema import parse_position
+from approvals.outbound import parse as parse_destinations
+from approvals.queue import feed, service
+from approvals.queue.schema import (
+    ApprovalCreate,
+    ApprovalOut,
+    ApprovalPage,
+    DecisionIn,
+    DecisionItem,
+    DecisionResult,
+    DecisionResults,
+    PolicyCreate,
+    PolicyList,
+    PolicyOut,
+    check_decision,
+    policy_values,
+    request_row,
+)
 
-STATUSES = ("pending", "approved", "rejected", "answered", "expired", "all")
 MAX_WAIT = 60.0
 MAX_LIMIT = 500
+TAGS = ["approvals"]
 log = logging.getLogger("approvals.queue")
 
+ListFilter = Annotated[str | None, Parameter(max_length=2000, description="comma-separated")]
+ApprovalId = Annotated[str, Parameter(max_length=200, description="the approval's id")]
 
-@post("/v1/approvals", guards=[requires("events:write")], status_code=201)
-async def open_approval(request: Request[Any, Any, Any]) -> dict[str, Any]:
+
+@post(
+    "/v1/approvals",
+    guards=[requires("events:write")],
+    status_code=201,
+    operation_id="openApproval",
+    tags=TAGS,
+    summary="Open an approval (appends its steering_request event)",
+    responses=errors(409, *WRITE_ERRORS),
+)
+async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -> ApprovalOut:
     """Open an approval: append its ``steering_request`` event."""
-    row, options = parse_request(await read_json(request))
-    row[service.OPTIONS_KEY] = options
     services = request.app.state.services
+    row, options = request_row(data, parse_destinations(services.settings.webhook_allowed))
+    row[service.OPTIONS_KEY] = options
     (event,) = await services.log.append([row], request.state.principal.name)
-    return await service.fetch(services.engine, event["approvalId"], full=True)
+    if event["approvalId"] is None:
+        # The source and externalId name an earlier event that is not an approval request.
+        raise ApiError(
+            409,
+            "conflict",
+            f"externalId {data.external_id!r} is already used by event {event['id']}, "
+            "which is not an approval request; choose another externalId",
+            field="body.externalId",
+        )
+    return _out(await service.fetch(services.engine, event["approvalId"], full=True))
 
 
-@get("/v1/approvals", guards=[requires("approvals:read")])
-async def list_approvals(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def _out(approval: dict[str, Any]) -> ApprovalOut:
+    return cast(ApprovalOut, convert(approval, ApprovalOut))
+
+
+@get(
+    "/v1/approvals",
+    guards=[requires("approvals:read")],
+    operation_id="listApprovals",
+    tags=TAGS,
+    summary="The queue, oldest first, with cursor pagination",
+    responses=errors(),
+)
+async def list_approvals(
+    request: Request[Any, Any, Any],
+    status: Annotated[
+        Literal["pending", "approved", "rejected", "answered", "expired", "all"],
+        Parameter(description="which approvals (pending by default)"),
+    ] = "pending",
+    run_id: Annotated[str | None, Parameter(query="run_id", max_length=2000)] = None,
+    thread_id: Annotated[str | None, Parameter(query="thread_id", max_length=2000)] = None,
+    agent_id: Annotated[str | None, Parameter(query="agent_id", max_length=2000)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: Annotated[
+        str | None,
+        Parameter(pattern=r"^[0-9]{1,18}$", description="the nextCursor of the previous page"),
+    ] = None,
+) -> ApprovalPage:
     """The queue, oldest first, with cursor pagination."""
-    params = request.query_params
-    status = params.get("status", "pending")
-    if status not in STATUSES:
-        raise ApiError(
-            400, "invalid", f"status: must be one of {', '.join(STATUSES)}", field="status"
-        )
-    limit_raw = params.get("limit", "50")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIMIT:
-        raise ApiError(
-            400, "invalid", f"limit: must be a whole number from 1 to {MAX_LIMIT}", field="limit"
-        )
-    limit = int(limit_raw)
-    cursor = params.get("cursor")
-    if cursor is not None and not cursor.isdigit():
-        raise ApiError(
-            400, "invalid", "cursor: pass the nextCursor of the previous page", field="cursor"
-        )
     table = service.approvals_table
     query = select(table)
     if status != "all":
         query = query.where(table.c.status == status)
-    for name, column in (
-        ("run_id", table.c.run_id),
-        ("thread_id", table.c.thread_id),
-        ("agent_id", table.c.agent_id),
+    for value, column in (
+        (run_id, table.c.run_id),
+        (thread_id, table.c.thread_id),
+        (agent_id, table.c.agent_id),
     ):
-        value = params.get(name)
         if value:
             query = query.where(column.in_([v for v in value.split(",") if v]))
     if cursor is not None:
@@ -75,30 +121,104 @@ async def list_approvals(request: Request[Any, Any, Any]) -> dict[str, Any]:
         rows = (await conn.execute(query)).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return {
-        "approvals": [service.approval_json(row) for row in rows],
-        "nextCursor": str(rows[-1]["event_id"]) if more else None,
-    }
+    return ApprovalPage(
+        approvals=[_out(service.approval_json(row)) for row in rows],
+        next_cursor=str(rows[-1]["event_id"]) if more else None,
+    )
 
 
-@get("/v1/approvals/{approval_id:str}", guards=[requires("approvals:read")])
+@get(
+    "/v1/approvals/stream",
+    guards=[requires("approvals:read")],
+    media_type="text/event-stream",
+    operation_id="streamApprovals",
+    tags=TAGS,
+    summary="The inbox feed: pending approvals as a snapshot, then every change, over SSE",
+    description=(
+        "`connected`, then (unless resuming) `snapshot` with `{approvals: [...]}` whose `id:` "
+        "is the log position it reflects, then `approval.opened`, `approval.updated`, "
+        "`approval.resolved` and `approval.expired`, each with the approval's JSON and the "
+        "position of the event that caused it as `id:`. `Last-Event-ID` or `after` resumes "
+        "with exactly the changes after that position."
+    ),
+    responses=errors(),
+)
+async def stream_approvals(
+    request: Request[Any, Any, Any],
+    agent_id: ListFilter = None,
+    run_id: ListFilter = None,
+    thread_id: ListFilter = None,
+    tool: ListFilter = None,
+    decidable: Annotated[
+        bool, Parameter(description="only approvals the caller may decide under their policy")
+    ] = False,
+    after: Position = None,
+    last_event_id: Annotated[
+        str | None,
+        Parameter(header="Last-Event-ID", max_length=40, description="resume after this id"),
+    ] = None,
+) -> Stream:
+    """Stream the queue: a snapshot of what is pending, then each change in log order."""
+    services = request.app.state.services
+    where = feed.FeedFilter(
+        agent_ids=_values(agent_id),
+        run_ids=_values(run_id),
+        thread_ids=_values(thread_id),
+        tools=_values(tool),
+        decidable_by=request.state.principal if decidable else None,
+    )
+    resume = parse_position(last_event_id, "Last-Event-ID")
+    after_id = parse_position(after, "after")
+    start = resume if resume is not None else after_id
+    origin = (
+        "last-event-id" if resume is not None else ("after" if after_id is not None else "live")
+    )
+    return Stream(
+        held_stream(
+            request,
+            feed.follow(
+                services,
+                where,
+                after=start,
+                origin=origin,
+                keepalive=services.settings.keepalive_seconds,
+                retry_ms=services.settings.retry_ms,
+            ),
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _values(raw: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+@get(
+    "/v1/approvals/{approval_id:str}",
+    guards=[requires("approvals:read")],
+    operation_id="getApproval",
+    tags=TAGS,
+    summary="One approval with its request and resolution; wait long-polls",
+    responses=errors(404),
+)
 async def get_approval(
-    request: Request[Any, Any, Any], approval_id: FromPath[str]
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any],
+    approval_id: ApprovalId,
+    wait: Annotated[
+        float | None,
+        Parameter(
+            ge=0,
+            le=3600,
+            schema_extra={"minimum": 0},
+            description="seconds to wait for a decision (held at most 60)",
+        ),
+    ] = None,
+) -> ApprovalOut:
     """One approval with its request and resolution; ``wait`` long-polls for the decision."""
     services = request.app.state.services
-    raw_wait = request.query_params.get("wait")
-    wait = 0.0
-    if raw_wait is not None:
-        try:
-            wait = float(raw_wait)
-        except ValueError:
-            wait = -1
-        if not wait >= 0:
-            raise ApiError(400, "invalid", "wait: must be a number of seconds", field="wait")
-        wait = min(wait, MAX_WAIT)
     current = await service.fetch(services.engine, approval_id, full=True)
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT)
     position = services.broker.head
     while current["status"] == "pending" and (remaining := deadline - time.monotonic()) > 0:
         if not await services.broker.wait(position, remaining):
@@ -110,104 +230,150 @@ async def get_approval(
         ):
             continue
         current = await service.fetch(services.engine, approval_id, full=True)
-    return current
+    return _out(current)
 
 
 async def _decide_one(
-    request: Request[Any, Any, Any], approval_id: str, body: dict[str, Any]
-) -> Any:
+    request: Request[Any, Any, Any], approval_id: str, values: dict[str, Any]
+) -> dict[str, Any]:
     services = request.app.state.services
     principal = request.state.principal.name
     async with services.log.transaction(principal) as tx:
-        await service.decide(
-            tx,
-            approval_id,
-            decision=body["decision"],
-            principal=principal,
-            comment=body["comment"],
-            answer=body["answer"],
-            arguments=body["arguments"],
-        )
-    return await service.fetch(services.engine, approval_id, full=True)
+        await service.decide(tx, approval_id, principal=principal, **values)
+    approval: dict[str, Any] = await service.fetch(services.engine, approval_id, full=True)
+    return approval
 
 
 @post(
     "/v1/approvals/{approval_id:str}/decision",
     guards=[requires("approvals:resolve")],
     status_code=200,
+    operation_id="decideApproval",
+    tags=TAGS,
+    summary="Approve, reject or answer; 409 when already resolved",
+    responses=errors(404, 409, *WRITE_ERRORS),
 )
-async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Any:
+async def decide(
+    request: Request[Any, Any, Any], approval_id: ApprovalId, data: DecisionIn
+) -> ApprovalOut:
     """Approve, reject or answer one approval; 409 when it is already resolved."""
-    body = parse_decision(await read_json(request))
-    return await _decide_one(request, approval_id, body)
+    return _out(await _decide_one(request, approval_id, check_decision(data)))
 
 
-@post("/v1/approvals/decisions", guards=[requires("approvals:resolve")], status_code=200)
-async def decide_many(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@post(
+    "/v1/approvals/decisions",
+    guards=[requires("approvals:resolve")],
+    status_code=200,
+    operation_id="decideApprovals",
+    tags=TAGS,
+    summary="Decide several approvals; each item succeeds or fails on its own",
+    responses=errors(*WRITE_ERRORS),
+)
+async def decide_many(
+    request: Request[Any, Any, Any],
+    data: Annotated[list[dict[str, Any]], Parameter(min_length=1, max_length=500)],
+) -> DecisionResults:
     """Decide several approvals; each item succeeds or fails on its own."""
-    raw = await read_json(request)
-    if not isinstance(raw, list) or not raw:
-        raise invalid("body", "must be a non-empty JSON array of {id, decision, ...}")
-    if len(raw) > 500:
-        raise invalid("body", "at most 500 decisions per request")
-    results: list[dict[str, Any]] = []
-    for index, item in enumerate(raw):
+    # Items are checked one by one (documented as DecisionItem by approvals.openapi), so a
+    # bad item answers its own 422 beside the others' results.
+    results: list[DecisionResult] = []
+    for index, item in enumerate(data):
         try:
-            body = parse_decision(item, f"body[{index}]", with_id=True)
-            approval = await _decide_one(request, body["id"], body)
-            results.append({"id": body["id"], "status": 200, "approval": approval})
+            where = f"body[{index}]"
+            body: DecisionItem = convert(item, DecisionItem, where)
+            approval = await _decide_one(request, body.id, check_decision(body, where))
+            results.append(DecisionResult(id=body.id, status=200, approval=_out(approval)))
         except ApiError as exc:
+            raw_id = item.get("id")
             results.append(
-                {
-                    "id": item.get("id") if isinstance(item, dict) else None,
-                    "status": exc.status,
-                    "error": exc.code,
-                    "message": exc.message,
-                }
+                DecisionResult(
+                    id=raw_id if isinstance(raw_id, str) else None,
+                    status=exc.status,
+                    error=exc.code,
+                    message=exc.message,
+                )
             )
-    return {"results": results}
+    return DecisionResults(results=results)
 
 
-@post("/v1/policies", guards=[requires("admin")], status_code=201)
-async def create_policy(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@post(
+    "/v1/policies",
+    guards=[requires("admin")],
+    status_code=201,
+    operation_id="createPolicy",
+    tags=["policies"],
+    summary="Store a policy for an agent and/or a tool",
+    responses=errors(*WRITE_ERRORS),
+)
+async def create_policy(request: Request[Any, Any, Any], data: PolicyCreate) -> PolicyOut:
     """Store a policy for an agent and/or a tool."""
-    values = parse_policy(await read_json(request))
+    values = policy_values(data)
     values.update(id=new_id("pol"), created_at=now_iso())
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(insert(service.policies_table).values(**values))
-    return _policy_json(values)
+    async with audit.change(request) as trail:
+        await trail.conn.execute(insert(service.policies_table).values(**values))
+        trail.note(
+            "policy.created",
+            f"Policy {values['id']} created",
+            policy=values["id"],
+            agentId=values.get("agent_id"),
+            tool=values.get("tool"),
+            action=values.get("action"),
+        )
+    return _policy_out(values)
 
 
-@get("/v1/policies", guards=[requires("admin")])
-async def list_policies(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@get(
+    "/v1/policies",
+    guards=[requires("admin")],
+    operation_id="listPolicies",
+    tags=["policies"],
+    summary="Every policy, oldest first",
+    responses=errors(),
+)
+async def list_policies(request: Request[Any, Any, Any]) -> PolicyList:
     """Every policy, oldest first."""
     table = service.policies_table
     async with request.app.state.services.engine.connect() as conn:
         rows = (await conn.execute(select(table).order_by(table.c.created_at))).mappings().all()
-    return {"policies": [_policy_json(dict(row)) for row in rows]}
+    return PolicyList(policies=[_policy_out(dict(row)) for row in rows])
 
 
-@delete("/v1/policies/{policy_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_policy(request: Request[Any, Any, Any], policy_id: FromPath[str]) -> None:
+@delete(
+    "/v1/policies/{policy_id:str}",
+    guards=[requires("admin")],
+    status_code=204,
+    operation_id="deletePolicy",
+    tags=["policies"],
+    summary="Remove a policy",
+    responses=errors(404),
+)
+async def delete_policy(
+    request: Request[Any, Any, Any],
+    policy_id: Annotated[str, Parameter(max_length=200)],
+) -> None:
     """Remove a policy; open approvals keep the rule they were opened under."""
     table = service.policies_table
-    async with request.app.state.services.engine.begin() as conn:
-        result = await conn.execute(sql_delete(table).where(table.c.id == policy_id))
-    if result.rowcount == 0:
-        raise not_found(f"policy {policy_id}")
+    async with audit.change(request) as trail:
+        result = await trail.conn.execute(sql_delete(table).where(table.c.id == policy_id))
+        if result.rowcount == 0:
+            raise not_found(f"policy {policy_id}")
+        trail.note("policy.deleted", f"Policy {policy_id} deleted", policy=policy_id)
 
 
-def _policy_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "agentId": row["agent_id"],
-        "tool": row["tool"],
-        "action": row["action"],
-        "minApprovals": row["min_approvals"],
-        "allowSelfApproval": row["allow_self_approval"],
-        "reviewers": row["reviewers"],
-        "createdAt": row["created_at"],
-    }
+def _policy_out(row: dict[str, Any]) -> PolicyOut:
+    return PolicyOut(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        tool=row["tool"],
+        action=row["action"],
+        min_approvals=row["min_approvals"],
+        allow_self_approval=row["allow_self_approval"],
+        reviewers=row["reviewers"],
+        require_reason=row["require_reason"],
+        require_reason_on_approve=row["require_reason_on_approve"],
+        confirm=row["confirm"],
+        created_at=row["created_at"],
+    )
 
 
 async def expiry_loop(services: Any) -> None:

@@ -1,151 +1,238 @@
-"""Validation of approval requests, decisions and policies."""
+"""Typed bodies and answers of the approval queue, decisions and policies."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import msgspec
+
+from approvals.contract import Body, Out
 from approvals.errors import invalid
-from approvals.queue.policy import ACTIONS
+from approvals.events.schema import EventOut, Short, Timestamp
+from approvals.outbound import Policy
+from approvals.outbound import check_url as check_destination
 
 MAX_TIMEOUT = 30 * 24 * 3600
 MAX_TEXT = 10_000
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=2000,
+        description="an absolute http:// or https:// URL",
+        extra_json_schema={"format": "uri"},
+    ),
+]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Status = Literal["pending", "approved", "rejected", "answered", "expired"]
+Decision = Literal["approve", "reject", "answer"]
 
 
-def _fields(raw: Any, allowed: set[str], where: str = "body") -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise invalid(where, "must be a JSON object")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        known = ", ".join(sorted(allowed))
-        raise invalid(f"{where}.{unknown[0]}", f"is not a field here ({known})")
-    return raw
-
-
-def _opt_text(raw: dict[str, Any], key: str, where: str, limit: int = 200) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid(f"{where}.{key}", "must be a string")
-    if len(value) > limit:
-        raise invalid(f"{where}.{key}", f"must be at most {limit} characters")
-    return value
-
-
-def check_url(value: Any, field: str) -> str:
+def check_url(value: str, field: str) -> str:
     """An absolute http(s) URL, or a 422 naming ``field``."""
-    if not isinstance(value, str) or len(value) > 2000:
-        raise invalid(field, "must be an http(s) URL of at most 2000 characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid(field, "must be an absolute http:// or https:// URL")
     return value
 
 
-def parse_request(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check ``POST /v1/approvals``; return the event row and the approval options."""
-    allowed = {
-        "title", "detail", "runId", "threadId", "agentId", "callbackUrl",
-        "timeoutSeconds", "onTimeout", "externalId", "source",
-    }  # fmt: skip
-    body = _fields(raw, allowed)
-    title = _opt_text(body, "title", "body", MAX_TEXT)
-    if not title:
-        raise invalid("body.title", "is required: say what the human is asked to approve")
-    detail = body.get("detail")
-    if detail is not None and not isinstance(detail, dict):
-        raise invalid("body.detail", "must be a JSON object (tool, arguments, anything)")
+class ApprovalCreate(Body):
+    """``POST /v1/approvals``: what the human is asked, and how the run resumes."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
+    detail: dict[str, Any] | None = None
+    run_id: Short | None = None
+    thread_id: Short | None = None
+    agent_id: Short | None = None
+    callback_url: Url | None = None
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT)] | None = None
+    on_timeout: Literal["reject", "approve"] = "reject"
+    external_id: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class DecisionIn(Body):
+    """A decision: ``approve`` (maybe with edited arguments), ``reject`` or ``answer``."""
+
+    decision: Decision
+    comment: Text | None = None
+    answer: Text | None = None
+    arguments: dict[str, Any] | None = None
+
+
+class DecisionItem(DecisionIn, kw_only=True):
+    """One decision of a batch, naming its approval."""
+
+    id: Name
+
+
+class PolicyCreate(Body):
+    """``POST /v1/policies``: a rule for an agent and/or a tool."""
+
+    action: Literal["auto_approve", "require", "deny"]
+    agent_id: Short | None = None
+    tool: Short | None = None
+    min_approvals: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+    allow_self_approval: bool = False
+    reviewers: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=100)] | None = None
+    require_reason: bool = False
+    require_reason_on_approve: bool = False
+    confirm: bool = False
+
+
+class Vote(Out):
+    """One reviewer's vote towards a quorum."""
+
+    by: str
+    decision: str
+    at: Timestamp
+
+
+class ApprovalOut(Out):
+    """An approval: the request, its state, and its resolution once decided."""
+
+    id: str
+    status: Status
+    title: str | None
+    tool: str | None
+    arguments: dict[str, Any] | None
+    agent_id: str | None
+    thread_id: str | None
+    run_id: str | None
+    source: str | None
+    request_event_id: str
+    requested_by: str | None
+    callback_url: str | None
+    expires_at: Timestamp | None
+    on_timeout: str
+    policy_id: str | None
+    min_approvals: int
+    allow_self_approval: bool
+    reviewers: list[str] | None
+    created_at: Timestamp
+    resolved_at: Timestamp | None
+    resolved_by: str | None
+    decision: str | None
+    comment: str | None
+    answer: str | None
+    edited_arguments: dict[str, Any] | None
+    resolution_event_id: str | None
+    votes: list[Vote]
+    require_reason: bool
+    require_reason_on_approve: bool
+    confirm: bool
+    allowed_decisions: list[Decision]
+    allow_edit: bool
+    claimed_by: str | None
+    claimed_until: Timestamp | None
+    request: EventOut | None = None
+    resolution: EventOut | None = None
+
+
+class ApprovalPage(Out):
+    """A page of the queue; pass ``nextCursor`` as ``cursor`` for the next one."""
+
+    approvals: list[ApprovalOut]
+    next_cursor: str | None
+
+
+class DecisionResult(Out):
+    """The outcome of one decision of a batch: the approval, or the error."""
+
+    id: str | None
+    status: int
+    approval: ApprovalOut | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class DecisionResults(Out):
+    """Each decision's outcome, in the order sent."""
+
+    results: list[DecisionResult]
+
+
+class PolicyOut(Out):
+    """A stored policy."""
+
+    id: str
+    agent_id: str | None
+    tool: str | None
+    action: str
+    min_approvals: int
+    allow_self_approval: bool
+    reviewers: list[str] | None
+    require_reason: bool
+    require_reason_on_approve: bool
+    confirm: bool
+    created_at: Timestamp
+
+
+class PolicyList(Out):
+    """Every policy, oldest first."""
+
+    policies: list[PolicyOut]
+
+
+def request_row(
+    body: ApprovalCreate, destinations: Policy
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``steering_request`` row and approval options of a checked request (its
+    ``callbackUrl`` checked against the outbound ``destinations``)."""
     row: dict[str, Any] = {
         "type": "steering_request",
         "category": "approval",
         "status": "pending_approval",
-        "title": title,
-        "detail": detail,
-        "run_id": _opt_text(body, "runId", "body"),
-        "thread_id": _opt_text(body, "threadId", "body"),
-        "agent_id": _opt_text(body, "agentId", "body"),
-        "external_id": _opt_text(body, "externalId", "body", 500),
+        "title": body.title,
+        "detail": body.detail,
+        "run_id": body.run_id,
+        "thread_id": body.thread_id,
+        "agent_id": body.agent_id,
+        "external_id": body.external_id,
     }
-    source = _opt_text(body, "source", "body")
-    if source:
-        row["source"] = source
-    options: dict[str, Any] = {}
-    if body.get("callbackUrl") is not None:
-        options["callback_url"] = check_url(body["callbackUrl"], "body.callbackUrl")
-    timeout = body.get("timeoutSeconds")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise invalid("body.timeoutSeconds", "must be a number of seconds")
-        if not 0 < timeout <= MAX_TIMEOUT:
-            raise invalid("body.timeoutSeconds", f"must be between 0 and {MAX_TIMEOUT}")
-        options["timeout_seconds"] = float(timeout)
-    on_timeout = body.get("onTimeout", "reject")
-    if on_timeout not in ("reject", "approve"):
-        raise invalid("body.onTimeout", "must be 'reject' or 'approve'")
-    options["on_timeout"] = on_timeout
+    if body.source:
+        row["source"] = body.source
+    options: dict[str, Any] = {"on_timeout": body.on_timeout}
+    if body.callback_url is not None:
+        url = check_url(body.callback_url, "body.callbackUrl")
+        options["callback_url"] = check_destination(url, "body.callbackUrl", destinations)
+    if body.timeout_seconds is not None:
+        options["timeout_seconds"] = float(body.timeout_seconds)
     return row, options
 
 
-def parse_decision(raw: Any, where: str = "body", *, with_id: bool = False) -> dict[str, Any]:
-    """Check a decision body: ``decision`` and its optional comment, answer, arguments."""
-    allowed = {"decision", "comment", "answer", "arguments"} | ({"id"} if with_id else set())
-    body = _fields(raw, allowed, where)
-    decision = body.get("decision")
-    if decision not in ("approve", "reject", "answer"):
-        raise invalid(f"{where}.decision", "must be 'approve', 'reject' or 'answer'")
-    out: dict[str, Any] = {
-        "decision": decision,
-        "comment": _opt_text(body, "comment", where, MAX_TEXT),
-        "answer": _opt_text(body, "answer", where, MAX_TEXT),
-        "arguments": body.get("arguments"),
-    }
-    if decision == "answer" and not out["answer"]:
+def check_decision(body: DecisionIn, where: str = "body") -> dict[str, Any]:
+    """The rules across a decision's fields; its values as keyword arguments."""
+    if body.decision == "answer" and not body.answer:
         raise invalid(f"{where}.answer", "is required with decision 'answer'")
-    if decision != "answer" and out["answer"] is not None:
+    if body.decision != "answer" and body.answer is not None:
         raise invalid(f"{where}.answer", "goes only with decision 'answer'")
-    if out["arguments"] is not None:
-        if decision != "approve":
-            raise invalid(f"{where}.arguments", "edited arguments go only with 'approve'")
-        if not isinstance(out["arguments"], dict):
-            raise invalid(f"{where}.arguments", "must be a JSON object")
-    if with_id:
-        approval_id = body.get("id")
-        if not isinstance(approval_id, str) or not approval_id:
-            raise invalid(f"{where}.id", "is required: the approval's id")
-        out["id"] = approval_id
-    return out
+    if body.arguments is not None and body.decision != "approve":
+        raise invalid(f"{where}.arguments", "edited arguments go only with 'approve'")
+    return {
+        "decision": body.decision,
+        "comment": body.comment,
+        "answer": body.answer,
+        "arguments": body.arguments,
+    }
 
 
-def parse_policy(raw: Any) -> dict[str, Any]:
-    """Check ``POST /v1/policies``."""
-    allowed = {"agentId", "tool", "action", "minApprovals", "allowSelfApproval", "reviewers"}
-    body = _fields(raw, allowed)
-    action = body.get("action")
-    if action not in ACTIONS:
-        raise invalid("body.action", f"must be one of {', '.join(ACTIONS)}")
-    minimum = body.get("minApprovals", 1)
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or not 1 <= minimum <= 20:
-        raise invalid("body.minApprovals", "must be a whole number from 1 to 20")
-    if minimum > 1 and action != "require":
+def policy_values(body: PolicyCreate) -> dict[str, Any]:
+    """The column values of a checked policy."""
+    if body.min_approvals > 1 and body.action != "require":
         raise invalid("body.minApprovals", "applies only to action 'require'")
-    self_ok = body.get("allowSelfApproval", False)
-    if not isinstance(self_ok, bool):
-        raise invalid("body.allowSelfApproval", "must be true or false")
-    reviewers = body.get("reviewers")
-    if reviewers is not None and (
-        not isinstance(reviewers, list)
-        or not reviewers
-        or not all(isinstance(r, str) and r for r in reviewers)
-    ):
-        raise invalid("body.reviewers", "must be a non-empty list of principal names")
-    if reviewers is not None and len(set(reviewers)) < minimum:
+    if body.reviewers is not None and len(set(body.reviewers)) < body.min_approvals:
         raise invalid("body.reviewers", "must name at least minApprovals distinct reviewers")
     return {
-        "agent_id": _opt_text(body, "agentId", "body"),
-        "tool": _opt_text(body, "tool", "body"),
-        "action": action,
-        "min_approvals": minimum,
-        "allow_self_approval": self_ok,
-        "reviewers": sorted(set(reviewers)) if reviewers else None,
+        "agent_id": body.agent_id,
+        "tool": body.tool,
+        "action": body.action,
+        "min_approvals": body.min_approvals,
+        "allow_self_approval": body.allow_self_approval,
+        "reviewers": sorted(set(body.reviewers)) if body.reviewers else None,
+        "require_reason": body.require_reason,
+        "require_reason_on_approve": body.require_reason_on_approve,
+        "confirm": body.confirm,
     }

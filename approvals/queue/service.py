@@ -79,6 +79,11 @@ class OpenApprovals:
                     min_approvals=effective.min_approvals,
                     allow_self_approval=effective.allow_self_approval,
                     reviewers=list(effective.reviewers) if effective.reviewers else None,
+                    require_reason=effective.require_reason,
+                    require_reason_on_approve=effective.require_reason_on_approve,
+                    confirm=effective.confirm,
+                    allowed_decisions=_allowed(detail.get("allowedDecisions")),
+                    allow_edit=detail.get("allowEdit") is not False,
                     created_at=created,
                 )
             )
@@ -89,6 +94,12 @@ class OpenApprovals:
                 await finish(
                     tx, row["approval_id"], "reject", SYSTEM_POLICY, comment=reason, request_row=row
                 )
+
+
+def _allowed(raw: Any) -> list[str] | None:
+    if not isinstance(raw, list):
+        return None
+    return list(policy.allowed([d for d in raw if isinstance(d, str)]))
 
 
 async def load_rules(tx: LogTransaction) -> list[policy.Rule]:
@@ -104,6 +115,9 @@ async def load_rules(tx: LogTransaction) -> list[policy.Rule]:
             allow_self_approval=r["allow_self_approval"],
             reviewers=tuple(r["reviewers"]) if r["reviewers"] else None,
             created_at=r["created_at"],
+            require_reason=r["require_reason"],
+            require_reason_on_approve=r["require_reason_on_approve"],
+            confirm=r["confirm"],
         )
         for r in rows
     ]
@@ -130,6 +144,13 @@ async def decide(
         raise invalid("body.decision", f"this request allows only {', '.join(allowed)}")
     if arguments is not None and detail.get("allowEdit") is False:
         raise invalid("body.arguments", "this request does not allow edited arguments")
+    if not (comment or "").strip() and policy.needs_reason(
+        decision,
+        require_reason=row["require_reason"],
+        require_reason_on_approve=row["require_reason_on_approve"],
+    ):
+        verb = "a reject" if decision == "reject" else "an approval"
+        raise invalid("body.comment", f"the policy requires a reason: {verb} needs a comment")
     reason = policy.refusal(
         principal=principal,
         requested_by=row["requested_by"],
@@ -241,6 +262,7 @@ async def finish(
                         "answer": answer,
                         "arguments": arguments,
                         "originalArguments": row["arguments"],
+                        "edited": arguments is not None and arguments != row["arguments"],
                         "votes": [v["principal"] for v in votes],
                         "tool": row["tool"],
                     },
@@ -262,6 +284,8 @@ async def finish(
             answer=answer,
             edited_arguments=arguments,
             resolution_event_id=int(resolution["id"]),
+            claimed_by=None,
+            claimed_until=None,
         )
     )
     await tx.update_event(row["event_id"], status=status, resolved_at=at, resolved_by=resolved_by)
@@ -271,6 +295,44 @@ async def finish(
         on_resolved = getattr(hook, "resolved", None)
         if on_resolved is not None:
             await on_resolved(tx, row, resolution)
+
+
+CLAIM_SECONDS = 15 * 60
+
+
+async def claim(
+    tx: LogTransaction, approval_id: str, principal: str, *, release: bool = False
+) -> None:
+    """Claim a pending request for ``principal`` (or release its claim); log it."""
+    row = await _load(tx, approval_id)
+    if row["status"] != "pending":
+        raise _conflict(row)
+    holder = row["claimed_by"] if (row["claimed_until"] or "") > now_iso() else None
+    if release and holder != principal:
+        raise ApiError(409, "conflict", f"{principal!r} holds no claim on approval {approval_id}")
+    until = None if release else iso(datetime.now(UTC) + timedelta(seconds=CLAIM_SECONDS))
+    request = await _request_event(tx, row)
+    await tx.append(
+        [
+            _derived(
+                request,
+                "approval.released" if release else "approval.claimed",
+                title=f"{principal} released the request" if release else f"{principal} is on it",
+                detail={
+                    "approvalId": approval_id,
+                    "requestEventId": str(row["event_id"]),
+                    "by": principal,
+                    "until": until,
+                    "previous": holder,
+                },
+            )
+        ]
+    )
+    await tx.conn.execute(
+        update(approvals_table)
+        .where(approvals_table.c.id == approval_id)
+        .values(claimed_by=None if release else principal, claimed_until=until)
+    )
 
 
 def _derived(request: dict[str, Any], event_type: str, **values: Any) -> dict[str, Any]:
@@ -382,6 +444,13 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "minApprovals": row["min_approvals"],
         "allowSelfApproval": row["allow_self_approval"],
         "reviewers": row["reviewers"],
+        "requireReason": row["require_reason"],
+        "requireReasonOnApprove": row["require_reason_on_approve"],
+        "confirm": row["confirm"],
+        "allowedDecisions": list(policy.allowed(row["allowed_decisions"])),
+        "allowEdit": row["allow_edit"],
+        "claimedBy": row["claimed_by"],
+        "claimedUntil": row["claimed_until"],
         "createdAt": row["created_at"],
         "resolvedAt": row["resolved_at"],
         "resolvedBy": row["resolved_by"],

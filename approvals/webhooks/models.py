@@ -33,11 +33,12 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_endpoint", "endpoint_id", "created_at"),
+        Index("ix_deliveries_approval", "approval_id"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
     msg_id: str = Field(max_length=100)  # the webhook-id header, stable across retries
-    kind: str = Field(max_length=16)  # endpoint, callback, resume
+    kind: str = Field(max_length=16)  # endpoint, callback, resume, notify
     endpoint_id: str | None = Field(default=None, max_length=64)
     source_id: str | None = Field(default=None, max_length=64)
     url: str = Field(max_length=2000)
@@ -53,6 +54,7 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: str = Field(max_length=32)
     updated_at: str = Field(max_length=32)
+    approval_id: str | None = Field(default=None, max_length=64)  # notifications
 
 
 class Attempt(SQLModel, table=True):

@@ -26,7 +26,13 @@ def envelope(event: dict[str, Any]) -> str:
 
 
 def matches(patterns: list[str], event_type: str) -> bool:
-    """Tell whether an endpoint's filter (exact types, ``*``, ``approval.*``) takes a type."""
+    """Tell whether an endpoint's filter (exact types, ``*``, ``approval.*``) takes a type.
+
+    ``audit.*`` events go only to endpoints that name them (``audit.*`` or an exact
+    type): a ``*`` endpoint built for agent events is not sent the admin trail.
+    """
+    if event_type.startswith("audit."):
+        patterns = [pattern for pattern in patterns if pattern.startswith("audit.")]
     return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in patterns)
 
 

@@ -3,44 +3,43 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from litestar import Request, delete, get, post
-from litestar.params import FromPath
+from litestar.params import Parameter
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
+from approvals import audit
 from approvals.auth.guard import requires
 from approvals.clock import iso, now_iso
+from approvals.contract import WRITE_ERRORS, errors
 from approvals.db import one_or_404
-from approvals.errors import ApiError, invalid, not_found
+from approvals.errors import invalid, not_found
 from approvals.events.log import new_id
-from approvals.events.routes import read_json
+from approvals.outbound import check_url as check_destination
+from approvals.outbound import parse as destinations
 from approvals.queue.schema import check_url
-from approvals.webhooks import destinations
 from approvals.webhooks.outbox import deliveries_table, endpoints_table
+from approvals.webhooks.schema import (
+    Attempt,
+    DeliveryOut,
+    DeliveryPage,
+    WebhookCreate,
+    WebhookList,
+    WebhookOut,
+)
 from approvals.webhooks.signing import new_secret
 from approvals.webhooks.worker import attempts_table, endpoint_status
 
 ROTATION_OVERLAP = timedelta(hours=24)
-DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+TAGS = ["webhooks"]
+EndpointId = Annotated[str, Parameter(max_length=200, description="the endpoint's id")]
 
 
-def _check_types(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise invalid(
-            "body.eventTypes",
-            "must be a non-empty list of event types ('approval.resolved', 'approval.*', '*')",
-        )
+def _check_types(value: list[str]) -> list[str]:
     for index, item in enumerate(value):
-        if (
-            not isinstance(item, str)
-            or not item
-            or len(item) > 200
-            or not item.isprintable()
-            or " " in item
-        ):
-            raise invalid(f"body.eventTypes[{index}]", "is not an event type")
         if "*" in item.rstrip("*") or ("*" in item and item != "*" and not item.endswith(".*")):
             raise invalid(
                 f"body.eventTypes[{index}]",
@@ -49,57 +48,55 @@ def _check_types(value: Any) -> list[str]:
     return sorted(set(value))
 
 
-def endpoint_json(row: Any, settings: Any, secret: str | None = None) -> dict[str, Any]:
-    """The public JSON of an endpoint; the secret only when just created or rotated."""
-    out = {
-        "id": row["id"],
-        "url": row["url"],
-        "description": row["description"],
-        "eventTypes": row["event_types"],
-        "status": endpoint_status(row, settings.webhook_failing_after),
-        "disabledReason": row["disabled_reason"],
-        "createdAt": row["created_at"],
-        "lastSuccessAt": row["last_success_at"],
-        "lastFailureAt": row["last_failure_at"],
-        "failingSince": row["failing_since"],
-        "failureStreak": row["failure_streak"],
-    }
-    if secret is not None:
-        out["secret"] = secret
-    return out
+def endpoint_json(row: Any, settings: Any, secret: str | None = None) -> WebhookOut:
+    """The public form of an endpoint; the secret only when just created or rotated."""
+    return WebhookOut(
+        id=row["id"],
+        url=row["url"],
+        description=row["description"],
+        event_types=row["event_types"],
+        status=endpoint_status(row, settings.webhook_failing_after),  # type: ignore[arg-type]
+        disabled_reason=row["disabled_reason"],
+        created_at=row["created_at"],
+        last_success_at=row["last_success_at"],
+        last_failure_at=row["last_failure_at"],
+        failing_since=row["failing_since"],
+        failure_streak=row["failure_streak"],
+        secret=secret,
+    )
 
 
-def delivery_json(row: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
-    """The public JSON of a delivery, with its attempts when given."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "msgId": row["msg_id"],
-        "kind": row["kind"],
-        "endpointId": row["endpoint_id"],
-        "url": row["url"],
-        "eventId": str(row["event_id"]),
-        "eventType": row["event_type"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "nextAttemptAt": row["next_attempt_at"],
-        "lastStatusCode": row["last_status_code"],
-        "lastError": row["last_error"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-    }
-    if attempts is not None:
-        out["history"] = [
-            {
-                "attempt": a["attempt"],
-                "trigger": a["trigger"],
-                "statusCode": a["status_code"],
-                "durationMs": a["duration_ms"],
-                "error": a["error"],
-                "at": a["created_at"],
-            }
+def delivery_json(row: Any, attempts: list[Any] | None = None) -> DeliveryOut:
+    """The public form of a delivery, with its attempts when given."""
+    return DeliveryOut(
+        id=row["id"],
+        msg_id=row["msg_id"],
+        kind=row["kind"],
+        endpoint_id=row["endpoint_id"],
+        url=row["url"],
+        event_id=str(row["event_id"]),
+        event_type=row["event_type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        history=None
+        if attempts is None
+        else [
+            Attempt(
+                attempt=a["attempt"],
+                trigger=a["trigger"],
+                status_code=a["status_code"],
+                duration_ms=a["duration_ms"],
+                error=a["error"],
+                at=a["created_at"],
+            )
             for a in attempts
-        ]
-    return out
+        ],
+    )
 
 
 async def _endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> Any:
@@ -107,29 +104,22 @@ async def _endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> Any:
     return await one_or_404(engine, endpoints_table, endpoint_id, "webhook endpoint")
 
 
-@post("/v1/webhooks", guards=[requires("admin")], status_code=201)
-async def create_endpoint(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@post(
+    "/v1/webhooks",
+    guards=[requires("admin")],
+    status_code=201,
+    operation_id="createWebhook",
+    tags=TAGS,
+    summary="Register an endpoint; the answer carries its signing secret once",
+    responses=errors(*WRITE_ERRORS),
+)
+async def create_endpoint(request: Request[Any, Any, Any], data: WebhookCreate) -> WebhookOut:
     """Register an endpoint; the answer carries its signing secret, shown this once."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise invalid("body", "must be a JSON object")
-    unknown = sorted(set(body) - {"url", "eventTypes", "description"})
-    if unknown:
-        raise invalid(f"body.{unknown[0]}", "is not a field here (url, eventTypes, description)")
-    url = check_url(body.get("url"), "body.url")
-    types = _check_types(body.get("eventTypes"))
-    description = body.get("description")
-    if description is not None and (not isinstance(description, str) or len(description) > 500):
-        raise invalid("body.description", "must be a string of at most 500 characters")
+    url = check_url(data.url, "body.url")
+    types = _check_types(data.event_types)
+    description = data.description
     settings = request.app.state.services.settings
-    allowed = destinations.parse(settings.webhook_allowed)
-    host = url.split("//", 1)[1].split("/", 1)[0].split("@")[-1].rsplit(":", 1)[0].strip("[]")
-    literal = [host] if host.replace(".", "").isdigit() or ":" in host else []
-    if not allowed.open and not allowed.permits(host, literal):
-        raise invalid(
-            "body.url",
-            f"{host} is not an allowed destination (APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)",
-        )
+    check_destination(url, "body.url", destinations(settings.webhook_allowed))
     secret = new_secret()
     values = {
         "id": new_id("wh"),
@@ -144,13 +134,27 @@ async def create_endpoint(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "last_failure_at": None,
         "failing_since": None,
     }
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(insert(endpoints_table).values(**values))
+    async with audit.change(request) as trail:
+        await trail.conn.execute(insert(endpoints_table).values(**values))
+        trail.note(
+            "webhook.created",
+            f"Webhook endpoint {values['id']} created",
+            webhook=values["id"],
+            host=urlsplit(url).hostname,  # not the URL: its path or query may be a credential
+            eventTypes=types,
+        )
     return endpoint_json(values, settings, secret)
 
 
-@get("/v1/webhooks", guards=[requires("admin")])
-async def list_endpoints(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@get(
+    "/v1/webhooks",
+    guards=[requires("admin")],
+    operation_id="listWebhooks",
+    tags=TAGS,
+    summary="Every endpoint with its health",
+    responses=errors(),
+)
+async def list_endpoints(request: Request[Any, Any, Any]) -> WebhookList:
     """Every endpoint with its health."""
     services = request.app.state.services
     async with services.engine.connect() as conn:
@@ -159,23 +163,40 @@ async def list_endpoints(request: Request[Any, Any, Any]) -> dict[str, Any]:
             .mappings()
             .all()
         )
-    return {"webhooks": [endpoint_json(row, services.settings) for row in rows]}
+    return WebhookList(webhooks=[endpoint_json(row, services.settings) for row in rows])
 
 
-@get("/v1/webhooks/{endpoint_id:str}", guards=[requires("admin")])
-async def get_endpoint(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
-) -> dict[str, Any]:
+@get(
+    "/v1/webhooks/{endpoint_id:str}",
+    guards=[requires("admin")],
+    operation_id="getWebhook",
+    tags=TAGS,
+    summary="One endpoint with its health",
+    responses=errors(404),
+)
+async def get_endpoint(request: Request[Any, Any, Any], endpoint_id: EndpointId) -> WebhookOut:
     """One endpoint with its health."""
     row = await _endpoint(request, endpoint_id)
     return endpoint_json(row, request.app.state.services.settings)
 
 
-@delete("/v1/webhooks/{endpoint_id:str}", guards=[requires("admin")], status_code=204)
-async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: FromPath[str]) -> None:
+@delete(
+    "/v1/webhooks/{endpoint_id:str}",
+    guards=[requires("admin")],
+    status_code=204,
+    operation_id="deleteWebhook",
+    tags=TAGS,
+    summary="Remove an endpoint",
+    responses=errors(404),
+)
+async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: EndpointId) -> None:
     """Remove an endpoint; its pending deliveries are settled as failed."""
     await _endpoint(request, endpoint_id)
-    async with request.app.state.services.engine.begin() as conn:
+    async with audit.change(request) as trail:
+        conn = trail.conn
+        trail.note(
+            "webhook.deleted", f"Webhook endpoint {endpoint_id} deleted", webhook=endpoint_id
+        )
         await conn.execute(
             update(deliveries_table)
             .where(
@@ -187,46 +208,57 @@ async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: FromPath
         await conn.execute(sql_delete(endpoints_table).where(endpoints_table.c.id == endpoint_id))
 
 
-@post("/v1/webhooks/{endpoint_id:str}/rotate-secret", guards=[requires("admin")], status_code=200)
-async def rotate_secret(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
-) -> dict[str, Any]:
+@post(
+    "/v1/webhooks/{endpoint_id:str}/rotate-secret",
+    guards=[requires("admin")],
+    status_code=200,
+    operation_id="rotateWebhookSecret",
+    tags=TAGS,
+    summary="Issue a new secret; the old one signs beside it for 24 hours",
+    responses=errors(404),
+)
+async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: EndpointId) -> WebhookOut:
     """Issue a new secret; the old one keeps signing beside it for 24 hours."""
     row = await _endpoint(request, endpoint_id)
     secret = new_secret()
     until = iso(datetime.now(UTC) + ROTATION_OVERLAP)
-    async with request.app.state.services.engine.begin() as conn:
-        await conn.execute(
+    async with audit.change(request) as trail:
+        await trail.conn.execute(
             update(endpoints_table)
             .where(endpoints_table.c.id == endpoint_id)
             .values(secret=secret, previous_secret=row["secret"], previous_secret_until=until)
         )
+        trail.note(
+            "webhook.secret_rotated",
+            f"Webhook endpoint {endpoint_id} secret rotated",
+            webhook=endpoint_id,
+            previousValidUntil=until,
+        )
     row = await _endpoint(request, endpoint_id)
     out = endpoint_json(row, request.app.state.services.settings, secret)
-    out["previousSecretValidUntil"] = until
+    out.previous_secret_valid_until = until
     return out
 
 
-@get("/v1/webhooks/{endpoint_id:str}/deliveries", guards=[requires("admin")])
+@get(
+    "/v1/webhooks/{endpoint_id:str}/deliveries",
+    guards=[requires("admin")],
+    operation_id="listDeliveries",
+    tags=TAGS,
+    summary="An endpoint's deliveries, newest first, with their attempts",
+    responses=errors(404),
+)
 async def list_deliveries(
-    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any],
+    endpoint_id: EndpointId,
+    status: Literal["pending", "succeeded", "failed"] | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, Parameter(max_length=200, description="the nextCursor of the previous page")
+    ] = None,
+) -> DeliveryPage:
     """An endpoint's deliveries, newest first, with their attempts."""
     await _endpoint(request, endpoint_id)
-    params = request.query_params
-    status = params.get("status")
-    if status is not None and status not in DELIVERY_STATUSES:
-        raise ApiError(
-            400,
-            "invalid",
-            f"status: must be one of {', '.join(DELIVERY_STATUSES)}",
-            field="status",
-        )
-    limit_raw = params.get("limit", "50")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
-        raise ApiError(400, "invalid", "limit: must be from 1 to 500", field="limit")
-    limit = int(limit_raw)
-    cursor = params.get("cursor")
     table = deliveries_table
     query = select(table).where(table.c.endpoint_id == endpoint_id)
     if status:
@@ -247,13 +279,13 @@ async def list_deliveries(
                 )
             ).mappings():
                 attempts[attempt["delivery_id"]].append(attempt)
-    return {
-        "deliveries": [delivery_json(row, attempts[row["id"]]) for row in page],
-        "nextCursor": page[-1]["id"] if len(rows) > limit else None,
-    }
+    return DeliveryPage(
+        deliveries=[delivery_json(row, attempts[row["id"]]) for row in page],
+        next_cursor=page[-1]["id"] if len(rows) > limit else None,
+    )
 
 
-async def requeue(services: Any, delivery_id: FromPath[str]) -> Any:
+async def requeue(services: Any, delivery_id: str) -> Any:
     """Make a delivery due now, its next attempt marked manual; 404 when unknown."""
     async with services.engine.begin() as conn:
         result = await conn.execute(
@@ -282,9 +314,18 @@ async def requeue(services: Any, delivery_id: FromPath[str]) -> Any:
     return row
 
 
-@post("/v1/deliveries/{delivery_id:str}/retry", guards=[requires("admin")], status_code=202)
+@post(
+    "/v1/deliveries/{delivery_id:str}/retry",
+    guards=[requires("admin")],
+    status_code=202,
+    operation_id="retryDelivery",
+    tags=TAGS,
+    summary="Send a delivery again now (recorded as a manual attempt)",
+    responses=errors(404),
+)
 async def retry_delivery(
-    request: Request[Any, Any, Any], delivery_id: FromPath[str]
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any],
+    delivery_id: Annotated[str, Parameter(max_length=200)],
+) -> DeliveryOut:
     """Send a delivery again now (recorded as a manual attempt)."""
     return delivery_json(await requeue(request.app.state.services, delivery_id))

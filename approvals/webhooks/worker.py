@@ -7,18 +7,19 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approvals import outbound
 from approvals.clock import iso, now_iso, parse_iso
 from approvals.config import Settings
-from approvals.webhooks import destinations, schedule, signing
+from approvals.webhooks import schedule, signing
 from approvals.webhooks.models import Attempt
 from approvals.webhooks.outbox import deliveries_table, endpoints_table
 from approvals.webhooks.secrets import signing_secrets_for
@@ -41,10 +42,15 @@ class DeliveryWorker:
         self.writer = writer if writer is not None else contextlib.nullcontext()
         self.settings = settings
         self.postgres = postgres
-        self.allowed = destinations.parse(settings.webhook_allowed)
+        self.guard = outbound.Guard(
+            outbound.parse(settings.webhook_allowed),
+            outbound.Resolver(outbound.parse_overrides(settings.dns_overrides)),
+        )
         self.rng = random.Random()
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
+        # kind -> coroutine that makes one attempt itself (notifications register "notify").
+        self.senders: dict[str, Callable[[dict[str, Any]], Awaitable[Sent]]] = {}
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a transaction queues some)."""
@@ -52,9 +58,8 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         """Claim and send due deliveries until cancelled."""
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.webhook_timeout, follow_redirects=False
-        )
+        # Connects only where the policy allows, after resolving; never follows redirects.
+        self._client = outbound.client(self.guard, self.settings.webhook_timeout)
         try:
             while True:
                 try:
@@ -126,57 +131,72 @@ class DeliveryWorker:
         await self.send_batch([delivery])
 
     async def _attempt(self, delivery: dict[str, Any], keys: list[str]) -> Outcome:
+        sender = self.senders.get(delivery["kind"])
+        if sender is not None:
+            began = time.monotonic()
+            try:
+                sent = await sender(delivery)
+            except Exception as exc:  # a bug must not stop the other deliveries
+                log.exception("delivery %s: the %s sender failed", delivery["id"], delivery["kind"])
+                sent = Sent(error=f"{type(exc).__name__}: {exc}"[:500])
+            duration = int((time.monotonic() - began) * 1000)
+            return Outcome(
+                delivery, sent.status_code, sent.error, sent.retry_after, duration, sent.permanent
+            )
         assert self._client is not None
         status_code: int | None = None
         error: str | None = None
         retry_after: float | None = None
+        refused = False
         began = time.monotonic()
         try:
             if not keys:
                 raise PermissionError("no signing secret: the endpoint or source is gone")
-            await self._check_destination(delivery["url"])
             headers = signing.headers(
                 delivery["msg_id"], datetime.now(UTC), delivery["payload"], keys
             )
-            answer = await self._client.post(
-                delivery["url"], content=delivery["payload"].encode(), headers=headers
-            )
-            status_code = answer.status_code
-            if not 200 <= status_code < 300:
+            # The setting bounds the whole attempt, not only each read: a receiver that
+            # trickles bytes cannot hold the worker.
+            async with (
+                asyncio.timeout(self.settings.webhook_timeout),
+                self._client.stream(
+                    "POST", delivery["url"], content=delivery["payload"].encode(), headers=headers
+                ) as answer,
+            ):
+                status_code = answer.status_code
+                await outbound.read_bounded(answer)  # the rest of a large body is dropped
+            if 300 <= status_code < 400:
+                location = answer.headers.get("location", "")[:200]
+                error = f"HTTP {status_code}: redirects are not followed (Location: {location})"
+            elif not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
+            if error is not None:
                 retry_after = schedule.parse_retry_after(
                     answer.headers.get("retry-after"), time.time()
                 )
+        except outbound.Refused as exc:
+            error, refused = str(exc), True
         except PermissionError as exc:
             error = str(exc)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             error = f"timed out after {self.settings.webhook_timeout:g}s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         duration = int((time.monotonic() - began) * 1000)
-        return Outcome(delivery, status_code, error, retry_after, duration)
+        return Outcome(delivery, status_code, error, retry_after, duration, permanent=refused)
 
-    async def _check_destination(self, url: str) -> None:
-        if self.allowed.open:
-            return
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
-            addresses = [str(info[4][0]) for info in infos]
-        except OSError:
-            addresses = []
-        if not self.allowed.permits(host, addresses):
-            raise PermissionError(
-                f"{host} is not an allowed destination (APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)"
-            )
+    async def check_destination(self, url: str) -> None:
+        """For senders that connect by themselves (Slack, SMTP): resolve the URL's host and
+        raise ``outbound.Refused`` when the policy refuses an address (OSError when it does
+        not resolve)."""
+        await self.guard.check_url(url)
 
     def _settle(self, outcome: Outcome, now: str) -> dict[str, Any]:
         """The delivery's new state after an attempt."""
         attempt = outcome.delivery["attempts"] + 1
         error = outcome.error
         gone = outcome.status_code == 410
-        permanent = error is not None and error.endswith("(APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)")
+        permanent = outcome.permanent  # a refused destination, or a sender's verdict
         values: dict[str, Any] = {
             "attempts": attempt,
             "claimed_until": None,
@@ -281,12 +301,29 @@ class Outcome:
     error: str | None
     retry_after: float | None
     duration: int
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a kind's own sender reports about one attempt (no error means delivered)."""
+
+    status_code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+NEVER_SUCCEEDED_FAILURES = 3
 
 
 def endpoint_status(row: Any, failing_after: float, now: datetime | None = None) -> str:
-    """``disabled``, ``failing`` (failing for longer than the setting) or ``healthy``."""
+    """``disabled``, ``failing`` (failing for longer than the setting, or never succeeded and
+    failed several times in a row) or ``healthy``."""
     if row["disabled_reason"]:
         return "disabled"
+    if not row["last_success_at"] and row["failure_streak"] >= NEVER_SUCCEEDED_FAILURES:
+        return "failing"
     since = row["failing_since"]
     moment = now or datetime.now(UTC)
     if since and (moment - parse_iso(since)).total_seconds() >= failing_after:

@@ -1,0 +1,1 @@
+"""Notifications: reviewers decide from Slack and email."""

@@ -1,0 +1,51 @@
+"""Notification routes, the Slack messages sent, and email links already used."""
+
+from __future__ import annotations
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Route(SQLModel, table=True):
+    """Where to announce new approvals: a Slack channel, an email address, or the reviewers."""
+
+    __tablename__ = "notification_routes"
+
+    id: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(max_length=16)  # slack, email
+    target: str = Field(max_length=320)  # channel id, address, or "reviewers"
+    agent_id: str | None = Field(default=None, max_length=200)
+    tool: str | None = Field(default=None, max_length=200)
+    remind_after_seconds: int | None = None
+    created_by: str | None = Field(default=None, max_length=200)
+    created_at: str = Field(max_length=32)
+
+
+class SlackMessage(SQLModel, table=True):
+    """A Slack message sent for an approval, updated when the approval resolves."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (UniqueConstraint("channel", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=64)
+    ts: str = Field(max_length=64)
+    delivery_id: str = Field(max_length=64)
+    created_at: str = Field(max_length=32)
+
+
+class UsedLink(SQLModel, table=True):
+    """An email link that decided once and never will again."""
+
+    __tablename__ = "email_links_used"
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    approval_id: str = Field(max_length=64)
+    username: str = Field(max_length=100)
+    used_at: str = Field(max_length=32)
+
+
+routes_table = Route.__table__  # type: ignore[attr-defined]
+slack_messages_table = SlackMessage.__table__  # type: ignore[attr-defined]
+used_links_table = UsedLink.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,182 @@
+"""Notification deliveries, written to the outbox in the transaction that opens or resolves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select
+
+from approvals.clock import iso, now_iso
+from approvals.dashboard.users import users_table
+from approvals.events.log import LogTransaction, new_id
+from approvals.notify.models import routes_table, slack_messages_table
+from approvals.queue import policy
+from approvals.queue.service import approvals_table
+from approvals.webhooks.outbox import deliveries_table
+
+KIND = "notify"
+REVIEWERS = "reviewers"
+
+
+class Notice(msgspec.Struct, kw_only=True):
+    """What one notification delivery does (its ``payload``)."""
+
+    action: str  # open, remind, update
+    channel: str  # slack, email
+    to: str  # Slack channel or user id, or an email address
+    approval_id: str
+    reviewer: str | None = None  # the reviewer the links decide as (email)
+    route_id: str | None = None
+
+
+def notice_row(notice: Notice, event_id: int, due: str | None = None) -> dict[str, Any]:
+    """A pending outbox row of kind ``notify`` carrying ``notice``."""
+    now = now_iso()
+    scheme = "slack" if notice.channel == "slack" else "mailto"
+    return {
+        "id": new_id("dlv"),
+        "msg_id": f"msg_{event_id}_{notice.action}_{notice.to}"[:100],
+        "kind": KIND,
+        "endpoint_id": None,
+        "source_id": None,
+        "approval_id": notice.approval_id,
+        "url": f"{scheme}:{notice.to}",
+        "event_id": event_id,
+        "event_type": f"notification.{notice.channel}.{notice.action}",
+        "payload": msgspec.json.encode(notice).decode(),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": due or now,
+        "next_trigger": "scheduled",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def route_matches(route: dict[str, Any], approval: dict[str, Any]) -> bool:
+    """Tell whether a route's agent and tool filters take an approval (None means any)."""
+    if route["agent_id"] is not None and route["agent_id"] != approval["agent_id"]:
+        return False
+    return route["tool"] is None or route["tool"] == approval["tool"]
+
+
+def allowed(user: str, approval: dict[str, Any]) -> bool:
+    """Tell whether the approval's policy lets ``user`` decide it."""
+    reason = policy.refusal(
+        principal=user,
+        requested_by=approval["requested_by"],
+        allow_self_approval=approval["allow_self_approval"],
+        reviewers=approval["reviewers"],
+    )
+    return reason is None
+
+
+async def recipients(
+    tx: LogTransaction, route: dict[str, Any], approval: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """``(address, reviewer)`` pairs a route sends one approval to."""
+    column = users_table.c.slack_user_id if route["channel"] == "slack" else users_table.c.email
+    if route["target"] == REVIEWERS:
+        rows = await tx.conn.execute(
+            select(users_table.c.username, column)
+            .where(users_table.c.disabled.is_(False), column.is_not(None))
+            .order_by(users_table.c.username)
+        )
+        return [(address, user) for user, address in rows if allowed(user, approval)]
+    if route["channel"] == "email":
+        owner = (
+            await tx.conn.execute(
+                select(users_table.c.username).where(
+                    users_table.c.disabled.is_(False),
+                    users_table.c.email == route["target"],
+                )
+            )
+        ).scalar()
+        return [(route["target"], owner if owner and allowed(owner, approval) else None)]
+    return [(route["target"], None)]
+
+
+class OpenNotifications:
+    """The append hook that queues the notices of every approval opened (and left pending)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Remember which rows open an approval (``OpenApprovals`` marked them just before)."""
+        opening = tx.extras.get("opening", {})
+        tx.extras.setdefault("notify", set()).update(r["id"] for r in rows if r["id"] in opening)
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Queue one notice per matching route and recipient, and a reminder when asked."""
+        marked = tx.extras.get("notify", set())
+        ids = [
+            r["approval_id"]
+            for r in rows
+            if r["id"] in marked and r.get("status") == "pending_approval"
+        ]
+        if not ids:
+            return
+        routes = [dict(r) for r in (await tx.conn.execute(select(routes_table))).mappings()]
+        if not routes:
+            return
+        approvals = [
+            dict(r)
+            for r in (
+                await tx.conn.execute(select(approvals_table).where(approvals_table.c.id.in_(ids)))
+            ).mappings()
+        ]
+        deliveries = []
+        for approval in approvals:
+            for route in routes:
+                if not route_matches(route, approval):
+                    continue
+                for address, reviewer in await recipients(tx, route, approval):
+                    notice = Notice(
+                        action="open",
+                        channel=route["channel"],
+                        to=address,
+                        approval_id=approval["id"],
+                        reviewer=reviewer,
+                        route_id=route["id"],
+                    )
+                    deliveries.append(notice_row(notice, approval["event_id"]))
+                    if route["remind_after_seconds"]:
+                        later = datetime.now(UTC) + timedelta(seconds=route["remind_after_seconds"])
+                        notice.action = "remind"
+                        deliveries.append(notice_row(notice, approval["event_id"], iso(later)))
+        if deliveries:
+            await tx.conn.execute(insert(deliveries_table), deliveries)
+            if self.wake not in tx.after_commit:
+                tx.after_commit.append(self.wake)
+
+
+async def slack_updates(
+    tx: LogTransaction, approval: dict[str, Any], resolution: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One ``chat.update`` delivery when Slack messages were sent (or queued) for an approval."""
+    sent = (
+        await tx.conn.execute(
+            select(slack_messages_table.c.id)
+            .where(slack_messages_table.c.approval_id == approval["id"])
+            .limit(1)
+        )
+    ).first()
+    queued = (
+        await tx.conn.execute(
+            select(deliveries_table.c.id)
+            .where(
+                deliveries_table.c.approval_id == approval["id"],
+                deliveries_table.c.kind == KIND,
+                deliveries_table.c.url.startswith("slack:"),
+            )
+            .limit(1)
+        )
+    ).first()
+    if sent is None and queued is None:
+        return []
+    notice = Notice(action="update", channel="slack", to="messages", approval_id=approval["id"])
+    return [notice_row(notice, int(resolution["id"]))]

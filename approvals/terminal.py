@@ -1,0 +1,191 @@
+"""The terminal inbox: ``approvals pending``, ``show``, ``approve``, ``reject``, ``answer``.
+
+Each command talks to the HTTP API (``APPROVALS_URL``, ``APPROVALS_KEY``) through
+``approvals.client``, so it works against a remote service as well as a local one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from approvals.client import Approvals, ApprovalsError, Decision
+
+Url = Annotated[
+    str | None,
+    typer.Option("--url", envvar="APPROVALS_URL", help="The service (http://127.0.0.1:8000)."),
+]
+Key = Annotated[
+    str | None,
+    typer.Option("--key", envvar="APPROVALS_KEY", help="An API key.", show_default=False),
+]
+Id = Annotated[str, typer.Argument(help="The approval's id (apr_…).")]
+
+
+def _client(url: str | None, key: str | None) -> Approvals:
+    return Approvals(url, key)
+
+
+def _fail(exc: ApprovalsError) -> typer.Exit:
+    typer.echo(f"error: {exc.message}" + (f" ({exc.field})" if exc.field else ""), err=True)
+    return typer.Exit(1)
+
+
+def _oneline(value: Any, width: int) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def pending(
+    url: Url = None,
+    key: Key = None,
+    run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON list.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Redraw the queue as it changes (Ctrl-C ends).")
+    ] = False,
+) -> None:
+    """List the pending approvals, oldest first; with --follow, live from the inbox feed."""
+    filters = {k: v for k, v in {"run_id": run_id, "agent_id": agent_id}.items() if v}
+    if follow:
+        _follow(url, key, filters)
+        return
+    with _client(url, key) as client:
+        try:
+            rows = client.pending(**filters)
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("Nothing is waiting for a decision.")
+        return
+    _table(rows)
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        typer.echo(
+            f"{row['id']}  {row['createdAt'][:19].replace('T', ' ')}  "
+            f"{_oneline(row.get('tool') or '-', 20):20}  {_oneline(row['title'], 70)}"
+        )
+    typer.echo(f"{len(rows)} pending")
+
+
+def _follow(url: str | None, key: str | None, filters: dict[str, str]) -> None:
+    """Redraw the queue after the snapshot and after each change, until interrupted."""
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    with _client(url, key) as client:
+        feed = client.inbox(**filters)
+        try:
+            for change in feed:
+                rows = sorted(feed.pending.values(), key=lambda a: int(a["requestEventId"]))
+                stamp = f"as of event {change.position} ({change.kind})"
+                typer.echo(f"{clear}{stamp}", nl=True)
+                if rows:
+                    _table(rows)
+                else:
+                    typer.echo("Nothing is waiting for a decision.")
+                sys.stdout.flush()
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+        except KeyboardInterrupt:
+            return
+
+
+def show(id: Id, url: Url = None, key: Key = None) -> None:
+    """Show one approval: what is asked, with which arguments, and its outcome."""
+    with _client(url, key) as client:
+        try:
+            body = client.get(f"/v1/approvals/{id}")
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    lines = [
+        ("id", body["id"]),
+        ("status", body["status"]),
+        ("title", body["title"]),
+        ("tool", body.get("tool")),
+        ("agent", body.get("agentId")),
+        ("run", body.get("runId")),
+        ("thread", body.get("threadId")),
+        ("requested by", body.get("requestedBy")),
+        ("created", body.get("createdAt")),
+        ("expires", body.get("expiresAt")),
+        ("decided by", body.get("resolvedBy")),
+        ("decided at", body.get("resolvedAt")),
+        ("comment", body.get("comment")),
+        ("answer", body.get("answer")),
+    ]
+    for label, value in lines:
+        if value is not None:
+            typer.echo(f"{label + ':':14}{value}")
+    for label, value in (
+        ("arguments", body.get("arguments")),
+        ("edited", body.get("editedArguments")),
+    ):
+        if value is not None:
+            typer.echo(f"{label}:")
+            typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _decide(url: str | None, key: str | None, approval_id: str, decision: str, **body: Any) -> None:
+    with _client(url, key) as client:
+        try:
+            result: Decision = client.decide(approval_id, decision, **body)
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    typer.echo(f"{result.approval_id} {result.status} by {result.resolved_by}")
+
+
+def approve(
+    id: Id,
+    url: Url = None,
+    key: Key = None,
+    comment: Annotated[str | None, typer.Option(help="A note for the agent.")] = None,
+    arguments: Annotated[
+        str | None, typer.Option(help="Edited arguments as a JSON object, e.g. '{\"count\": 2}'.")
+    ] = None,
+) -> None:
+    """Approve an approval, optionally with edited arguments."""
+    edited = None
+    if arguments is not None:
+        try:
+            edited = json.loads(arguments)
+        except ValueError as exc:
+            typer.echo(f"error: --arguments is not JSON: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        if not isinstance(edited, dict):
+            typer.echo("error: --arguments must be a JSON object", err=True)
+            raise typer.Exit(2)
+    _decide(url, key, id, "approve", comment=comment, arguments=edited)
+
+
+def reject(
+    id: Id,
+    reason: Annotated[str, typer.Option("--reason", help="Why; the agent receives it.")],
+    url: Url = None,
+    key: Key = None,
+) -> None:
+    """Reject an approval with a reason."""
+    _decide(url, key, id, "reject", comment=reason)
+
+
+def answer(
+    id: Id,
+    text: Annotated[str, typer.Argument(help="The answer the agent receives.")],
+    url: Url = None,
+    key: Key = None,
+) -> None:
+    """Answer an approval with text instead of approving it."""
+    _decide(url, key, id, "answer", answer=text)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the inbox commands to the ``approvals`` command line."""
+    for command in (pending, show, approve, reject, answer):
+        app.command(rich_help_panel="Inbox (over the HTTP API)")(command)
