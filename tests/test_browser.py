@@ -127,6 +127,29 @@ def test_two_reviewers_see_requests_and_decisions_live(browser: Any, site: Serve
                 page.context.close() if page in (alice, bob) else page.close()
 
 
+def test_the_inbox_is_live_when_the_sse_extension_arrives_late(browser: Any, site: Server) -> None:
+    # On a slow network the extension's script can arrive after htmx is ready to start; the
+    # page must still open its live stream (it once lost the race and stayed static).
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+
+    def late(route: Any) -> None:
+        time.sleep(0.4)
+        route.continue_()
+
+    context.route("**/static/vendor/hx-sse-*.js", late)
+    page = context.new_page()
+    try:
+        page.goto(site.base + "/login")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(site.base + "/")
+        made = request(site, title="Arrives while the page is open", detail={"tool": "late"})
+        page.locator(f"#approval-{made['id']}").wait_for(timeout=10_000)  # no reload
+    finally:
+        context.close()
+
+
 def test_reject_with_a_reason_reaches_the_resolution_event(browser: Any, site: Server) -> None:
     approval = request(
         site, title="Refund $129?", detail={"tool": "issue_refund", "arguments": {"usd": 129}}
