@@ -1,6 +1,6 @@
-"""Ingest throughput: single posts (one and four clients) and batches of 100, per database.
+"""Ingest throughput: single posts by 1, 8 and 32 keep-alive clients, and batches of 100.
 
-Run: .venv/bin/python bench/ingest.py [--events 3000]
+Run: .venv/bin/python bench/ingest.py [--events 6000]
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Server, key, postgres_url, sqlite_url
+from _load import run
 
 
-def singles(base: str, token: str, count: int, clients: int) -> float:
-    """Events/s posting one event per request from ``clients`` threads."""
+def singles(base: str, token: str, count: int, clients: int) -> str:
+    """Events/s and latency posting one event per request from ``clients`` connections."""
+    per_client = max(1, count // clients)
 
-    def work(n: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
-            for i in range(count // clients):
-                http.post("/v1/events", json={"type": "token", "runId": f"r{n}", "title": str(i)})
+    def make(n: int, i: int) -> tuple[str, str, object]:
+        return "POST", "/v1/events", {"type": "token", "runId": f"r{n}", "title": str(i)}
 
-    began = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        list(pool.map(work, range(clients)))
-    return (count // clients * clients) / (time.perf_counter() - began)
+    run(base, token, clients, min(per_client, 50), make)  # warm up
+    result = run(base, token, clients, per_client, make)
+    assert set(result.statuses) == {201}, result.statuses
+    return f"{result.rate:6.0f}/s p99 {result.p(0.99):5.1f} ms ({clients:2} clients)"
 
 
 def batches(base: str, token: str, count: int, size: int = 100, clients: int = 2) -> float:
@@ -47,25 +47,22 @@ def batches(base: str, token: str, count: int, size: int = 100, clients: int = 2
 
 
 def measure(label: str, url: str, events: int) -> None:
-    """Print the three figures for one database."""
+    """Print the figures for one database."""
     server = Server(url)
     token = key(url)
     try:
-        one = singles(server.base, token, events // 3, 1)
-        four = singles(server.base, token, events // 3, 4)
+        figures = [singles(server.base, token, events // n * n, n) for n in (1, 8, 32)]
         batched = batches(server.base, token, events * 10)
     finally:
         server.stop()
-    print(
-        f"{label:10} single posts: {one:8.0f} events/s (1 client), {four:8.0f} events/s "
-        f"(4 clients); batches of 100: {batched:8.0f} events/s"
-    )
+    print(f"{label:10} single posts: " + "; ".join(figures))
+    print(f"{label:10} batches of 100: {batched:8.0f} events/s")
 
 
 def main() -> None:
     """Run on SQLite and, when reachable, PostgreSQL."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=6000)
     args = parser.parse_args()
     with sqlite_url() as url:
         measure("SQLite", url, args.events)

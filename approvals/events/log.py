@@ -11,10 +11,13 @@ concurrent writers queue on ``busy_timeout`` instead of failing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, text, tuple_, update
@@ -28,6 +31,7 @@ from approvals.events.schema import to_json
 events_table = Event.__table__  # type: ignore[attr-defined]
 head_table = LogHead.__table__  # type: ignore[attr-defined]
 NOTIFY_CHANNEL = "approvals_log"
+logger = logging.getLogger("approvals.log")
 
 
 class AppendHook(Protocol):
@@ -58,6 +62,7 @@ class LogTransaction:
         self.appended: list[dict[str, Any]] = []
         self.extras: dict[str, Any] = {}  # per-transaction state of append hooks
         self.after_commit: list[Callable[[], Awaitable[None] | None]] = []
+        self.committed = False
 
     async def append(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append rows (column values); return each stored event's canonical JSON.
@@ -155,6 +160,8 @@ class EventLog:
         self.hooks: list[AppendHook] = []
         # SQLite allows one writer; queueing here avoids its busy handler's sleeps.
         self._local_writer: Any = contextlib.nullcontext() if postgres else asyncio.Lock()
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._committer: asyncio.Task[None] | None = None
 
     def writer(self) -> Any:
         """Hold this while writing outside the log on SQLite (no-op on PostgreSQL)."""
@@ -183,6 +190,7 @@ class EventLog:
                     if self.postgres:
                         await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
                 await conn.commit()
+                tx.committed = True
             except BaseException:
                 await conn.rollback()
                 raise
@@ -196,9 +204,65 @@ class EventLog:
     async def append(
         self, rows: list[dict[str, Any]], actor: str | None = None
     ) -> list[dict[str, Any]]:
-        """Append rows in one transaction and return the stored events."""
-        async with self.transaction(actor) as tx:
-            return await tx.append(rows)
+        """Append rows atomically and return the stored events.
+
+        Group commit: appends that arrive while a transaction is in flight wait
+        in a queue, and the next transaction takes them all, each in arrival
+        order (so positions follow arrival), each answered with its own events.
+        A batch that fails is retried one request per transaction, so a bad
+        request fails alone. A request's rows are all stored or none are.
+        """
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(rows, actor, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await future
+
+    async def _commit_queued(self) -> None:
+        """Commit queued appends in batches until the queue is empty."""
+        while self._queue:
+            batch: list[_Pending] = []
+            size = 0
+            while self._queue and len(batch) < GROUP_ITEMS and size < GROUP_ROWS:
+                item = self._queue.popleft()
+                batch.append(item)
+                size += len(item.rows)
+            try:
+                await self._commit(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], error=exc)
+                    continue
+                for item in batch:  # find the one that fails; the others commit
+                    try:
+                        await self._commit([item])
+                    except Exception as alone:
+                        _settle(item, error=alone)
+            except BaseException:
+                for item in batch:
+                    item.future.cancel()
+                raise
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """One transaction for the whole batch; raises only when nothing was committed."""
+        results: list[list[dict[str, Any]]] = []
+        opened: list[LogTransaction] = []
+        try:
+            async with self.transaction(batch[0].actor) as tx:
+                opened.append(tx)
+                for item in batch:
+                    tx.actor = item.actor
+                    # Hooks take options out of the rows they are given: keep the request's
+                    # own rows intact in case the batch must be retried.
+                    results.append(await tx.append([dict(row) for row in item.rows]))
+        except Exception:
+            if not (opened and opened[0].committed):
+                raise
+            # Stored: a failing after-commit step must not make the batch look unwritten
+            # (a retry would append it twice).
+            logger.exception("an after-commit step failed; the appends are stored")
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result=result)
 
     async def get(self, event_id: int) -> dict[str, Any] | None:
         """One event by position."""
@@ -248,6 +312,30 @@ class EventLog:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [to_json(row) for row in reversed(rows)]
+
+
+GROUP_ITEMS = 256  # requests per group-committed transaction
+GROUP_ROWS = 2000  # events per group-committed transaction (a larger request goes alone)
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[dict[str, Any]]
+    actor: str | None
+    future: asyncio.Future[list[dict[str, Any]]]
+
+
+def _settle(
+    item: _Pending,
+    result: list[dict[str, Any]] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if item.future.done():  # the caller went away; its events are stored all the same
+        return
+    if error is not None:
+        item.future.set_exception(error)
+    else:
+        item.future.set_result(result or [])
 
 
 def new_id(prefix: str) -> str:

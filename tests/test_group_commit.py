@@ -1,0 +1,88 @@
+"""Group commit: concurrent appends share transactions yet each is answered as if alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+
+from approvals.db import is_postgres, make_async_engine, make_sync_engine, parse_url
+from approvals.events.log import EventLog, LogTransaction
+from conftest import Database
+
+
+class Poison:
+    """An append hook that fails the transaction on a row titled ``poison``."""
+
+    def __init__(self) -> None:
+        self.transactions: set[int] = set()
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        self.transactions.add(id(tx))
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        if any(row.get("title") == "poison" for row in rows):
+            raise RuntimeError("poisoned row")
+
+
+async def _run(url: str, work: Any) -> Any:
+    parsed = parse_url(url)
+    engine = make_async_engine(parsed)
+    try:
+        log = EventLog(engine, postgres=is_postgres(parsed))
+        hook = Poison()
+        log.hooks.append(hook)
+        return await work(log, hook), engine
+    finally:
+        await engine.dispose()
+
+
+def _stored(db: Database) -> list[tuple[int, str, str]]:
+    engine = make_sync_engine(parse_url(db.url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, title, run_id FROM events ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+def test_a_failing_request_fails_alone_and_the_others_are_stored_in_order(
+    database: Database,
+) -> None:
+    async def work(log: EventLog, hook: Poison) -> Any:
+        requests = []
+        for n in range(40):
+            rows = [{"type": "token", "title": f"t{n}", "run_id": f"r{n}"}]
+            if n == 17:  # two rows, one bad: neither may be stored
+                rows = [
+                    {"type": "token", "title": "fine", "run_id": "r17"},
+                    {"type": "token", "title": "poison", "run_id": "r17"},
+                ]
+            requests.append(log.append(rows, actor=f"key:{n}"))
+        return await asyncio.gather(*requests, return_exceptions=True), len(hook.transactions)
+
+    (answers, transactions), _ = asyncio.run(_run(database.url, work))
+    assert isinstance(answers[17], RuntimeError)
+    good = [a for n, a in enumerate(answers) if n != 17]
+    assert all(isinstance(a, list) and len(a) == 1 for a in good)
+    assert [a[0]["runId"] for a in good] == [f"r{n}" for n in range(40) if n != 17]
+    ids = [int(a[0]["id"]) for a in good]
+    assert ids == sorted(ids) and len(set(ids)) == 39  # positions follow arrival
+    stored = _stored(database)
+    assert [(i, t, r) for i, t, r in stored] == [
+        (int(a[0]["id"]), a[0]["title"], a[0]["runId"]) for a in good
+    ]
+    assert all(title not in ("fine", "poison") for _, title, _ in stored)
+    assert transactions < 40  # they were grouped, not one transaction each
+
+
+def test_repeats_of_one_external_id_in_one_group_store_one_event(database: Database) -> None:
+    async def work(log: EventLog, hook: Poison) -> Any:
+        row = {"type": "tool_call", "title": "once", "external_id": "step-1", "source": "agent"}
+        return await asyncio.gather(*(log.append([dict(row)]) for _ in range(10)))
+
+    answers, _ = asyncio.run(_run(database.url, work))
+    assert len({a[0]["id"] for a in answers}) == 1
+    assert [t for _, t, _ in _stored(database)] == ["once"]
