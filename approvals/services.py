@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approvals.auth.keys import KeyCache
 from approvals.auth.rates import RateError, RateLimiter, StreamCounter, parse_rate
 from approvals.config import Settings
 from approvals.connectors.resume import resume_deliveries, resume_secret
@@ -46,6 +47,7 @@ class Services:
     notifier: Any = None
     feed_cache: ChangeCache = field(default_factory=ChangeCache)
     rates: RateLimiter = field(default_factory=RateLimiter)
+    keys: KeyCache = field(default_factory=KeyCache)
     streams: StreamCounter = field(default_factory=StreamCounter)
     signers: dict[str, Any] = field(default_factory=dict)  # cookie and link signers by salt
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -83,6 +85,7 @@ class Services:
             rates=RateLimiter(engine, is_postgres(url), default_rate),
             streams=StreamCounter(settings.max_streams_per_key),
         )
+        log.confirm_keys = services.keys.confirm
         services.connectors = Connectors(services)
         services.notifier = Notifier(services)
         webhooks.senders[NOTIFY] = services.notifier

@@ -60,6 +60,33 @@ def test_an_expiring_key_works_then_answers_401_saying_it_expired(server: Server
     assert bad.returncode == 2 and "not a duration" in bad.stderr
 
 
+def test_a_key_revoked_between_two_writes_is_refused_and_stores_nothing(server: Server) -> None:
+    # Writes admit a key they verified lately without a lookup and confirm it in the
+    # append's own transaction: a revocation in between must still refuse the next write.
+    db = server.db
+    key = new_key(db, "writer", "--scope", "events:write")
+    with server.client(key) as http:
+        for route, body in (("/v1/events", {"type": "tick"}), ("/v1/approvals", {"title": "x"})):
+            assert http.post(route, json=body).status_code == 201
+        assert cli(db, "keys", "revoke", "writer").returncode == 0
+        before = db.scalar("SELECT count(*) FROM events")
+        for route, body in (("/v1/events", {"type": "tick"}), ("/v1/approvals", {"title": "y"})):
+            refused = http.post(route, json=body)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["message"] == "the API key is unknown or revoked"
+        assert db.scalar("SELECT count(*) FROM events") == before
+
+
+def test_a_key_that_expires_after_a_write_is_refused_on_the_next(server: Server) -> None:
+    db = server.db
+    key = new_key(db, "brief", "--scope", "events:write", "--expires", "2s")
+    with server.client(key) as http:
+        assert http.post("/v1/events", json={"type": "tick"}).status_code == 201
+        time.sleep(2.2)
+        refused = http.post("/v1/events", json={"type": "tick"})
+    assert refused.status_code == 401 and "expired at" in refused.json()["message"]
+
+
 def test_a_rotated_key_has_the_old_scopes_and_the_old_one_lapses(server: Server) -> None:
     db = server.db
     old = new_key(db, "agent", "--scope", "events:read", "--scope", "events:write")

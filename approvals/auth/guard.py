@@ -8,31 +8,36 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from approvals.auth.keys import KeyExpired, Principal, verify_key
+from approvals.auth.keys import KeyExpired, KeyRevoked, Principal, refusal, verify_key
 from approvals.errors import ApiError, rate_limited
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's principal from ``Authorization: Bearer``; 401 when absent or wrong."""
-    cached = connection.scope.get("state", {}).get("principal")
-    if isinstance(cached, Principal):
-        return cached
+async def authenticate(
+    connection: ASGIConnection[Any, Any, Any, Any], cached: bool = False
+) -> Principal:
+    """The caller's principal from ``Authorization: Bearer``; 401 when absent or wrong.
+
+    ``cached``: the route writes only through the log's append, which confirms a
+    cached key in its own transaction, so a key verified lately needs no lookup.
+    """
+    found = connection.scope.get("state", {}).get("principal")
+    if isinstance(found, Principal):
+        return found
     header = connection.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
     services = connection.app.state.services
-    try:
-        principal = await verify_key(services.engine, key.strip())
-    except KeyExpired as exc:
-        raise ApiError(
-            401,
-            "unauthorized",
-            f"the API key expired at {exc.at}; ask an admin for a new one "
-            "(approvals keys create, or approvals keys rotate before it ends)",
-        ) from None
+    principal = services.keys.get(key) if cached else None
     if principal is None:
-        raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+        try:
+            principal = await verify_key(services.engine, key)
+        except (KeyExpired, KeyRevoked) as exc:
+            raise refusal(exc) from None
+        if principal is None:
+            raise refusal(KeyRevoked())
+        services.keys.put(key, principal)
     wait = await services.rates.take(principal.name, principal.rate)
     if wait:
         rate = principal.rate or services.rates.default
@@ -41,11 +46,15 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     return principal
 
 
-def requires(scope: str) -> Any:
-    """A guard that admits principals holding ``scope``; 403 names it otherwise."""
+def requires(scope: str, cached: bool = False) -> Any:
+    """A guard that admits principals holding ``scope``; 403 names it otherwise.
+
+    ``cached=True`` only on routes whose one write is the log's append, which
+    confirms the key (see ``authenticate``).
+    """
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await authenticate(connection)
+        principal = await authenticate(connection, cached)
         if not principal.allows(scope):
             raise ApiError(
                 403,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from approvals.auth.models import ApiKey
 from approvals.auth.rates import Rate, RateError, parse_rate
 from approvals.clock import now_iso
+from approvals.errors import ApiError
 
 SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")
 KEY_PREFIX = "apk_"
@@ -29,6 +31,10 @@ class Principal:
     scopes: frozenset[str]
     kind: str = "key"
     rate: Rate | None = None  # this key's own limit; None: the service's default
+    # Set when this principal came from KeyCache: the key's hash, which the write that
+    # acts for it must confirm (still stored, unrevoked, unexpired) in its own transaction.
+    confirm: str | None = None
+    expires_at: str | None = None
 
     def allows(self, scope: str) -> bool:
         """Tell whether this principal holds ``scope`` (``admin`` holds every scope)."""
@@ -174,6 +180,10 @@ def revoke_key(conn: Connection, name: str) -> None:
         raise KeyError_(f"no active key named {name!r}")
 
 
+class KeyRevoked(Exception):
+    """The presented key is unknown or revoked."""
+
+
 class KeyExpired(Exception):
     """The presented key was valid until ``at``."""
 
@@ -209,4 +219,71 @@ async def verify_key(engine: AsyncEngine, key: str) -> Principal | None:
     if row["expires_at"] and _parse_iso(row["expires_at"]) <= datetime.now(UTC):
         raise KeyExpired(row["expires_at"])
     rate = parse_rate(row["rate"]) if row["rate"] else None
-    return Principal(row["name"], frozenset(row["scopes"].split()), rate=rate)
+    return Principal(
+        row["name"], frozenset(row["scopes"].split()), rate=rate, expires_at=row["expires_at"]
+    )
+
+
+class KeyCache:
+    """Keys verified lately, so a write can skip its own lookup and confirm in its transaction.
+
+    Only the log's append path uses it: the append transaction re-reads the
+    cached keys of its whole batch in one query (under the log head lock, which
+    revoking and rotating also take), so a key revoked or expired before the
+    write commits is refused with nothing stored. Reads never use it.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._by_hash: dict[str, Principal] = {}
+
+    def get(self, key: str) -> Principal | None:
+        """The cached principal of a presented key, marked for confirmation."""
+        digest = hash_key(key)
+        found = self._by_hash.get(digest)
+        if found is None:
+            return None
+        if found.expires_at and _parse_iso(found.expires_at) <= datetime.now(UTC):
+            self._by_hash.pop(digest, None)
+            return None  # the full lookup explains the expiry
+        return found
+
+    def put(self, key: str, principal: Principal) -> None:
+        """Remember a principal just verified from the database."""
+        if len(self._by_hash) >= self.size:
+            self._by_hash.clear()
+        digest = hash_key(key)
+        self._by_hash[digest] = replace(principal, confirm=digest)
+
+    async def confirm(self, conn: Any, digests: set[str]) -> dict[str, ApiError]:
+        """Refusals for the hashes no longer valid (revoked, deleted, expired), in ``conn``."""
+        rows = (
+            await conn.execute(
+                select(keys_table.c.key_hash, keys_table.c.expires_at).where(
+                    keys_table.c.key_hash.in_(sorted(digests)),
+                    keys_table.c.revoked_at.is_(None),
+                )
+            )
+        ).all()
+        now = datetime.now(UTC)
+        valid = {r[0] for r in rows if not r[1] or _parse_iso(r[1]) > now}
+        expired = {r[0]: r[1] for r in rows if r[0] not in valid}
+        refused: dict[str, ApiError] = {}
+        for digest in digests - valid:
+            self._by_hash.pop(digest, None)
+            refused[digest] = refusal(
+                KeyExpired(expired[digest]) if digest in expired else KeyRevoked()
+            )
+        return refused
+
+
+def refusal(exc: KeyExpired | KeyRevoked) -> ApiError:
+    """The 401 answer for a key that is not (or no longer) good."""
+    if isinstance(exc, KeyExpired):
+        return ApiError(
+            401,
+            "unauthorized",
+            f"the API key expired at {exc.at}; ask an admin for a new one "
+            "(approvals keys create, or approvals keys rotate before it ends)",
+        )
+    return ApiError(401, "unauthorized", "the API key is unknown or revoked")

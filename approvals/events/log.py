@@ -15,7 +15,7 @@ import collections
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -162,6 +162,10 @@ class EventLog:
         self._local_writer: Any = contextlib.nullcontext() if postgres else asyncio.Lock()
         self._queue: collections.deque[_Pending] = collections.deque()
         self._committer: asyncio.Task[None] | None = None
+        # Checks API keys admitted from a cache, in the append transaction: refusals by hash.
+        self.confirm_keys: (
+            Callable[[AsyncConnection, set[str]], Awaitable[Mapping[str, Exception]]] | None
+        ) = None
 
     def writer(self) -> Any:
         """Hold this while writing outside the log on SQLite (no-op on PostgreSQL)."""
@@ -202,7 +206,7 @@ class EventLog:
                 await result
 
     async def append(
-        self, rows: list[dict[str, Any]], actor: str | None = None
+        self, rows: list[dict[str, Any]], actor: str | None = None, confirm: str | None = None
     ) -> list[dict[str, Any]]:
         """Append rows atomically and return the stored events.
 
@@ -211,9 +215,13 @@ class EventLog:
         order (so positions follow arrival), each answered with its own events.
         A batch that fails is retried one request per transaction, so a bad
         request fails alone. A request's rows are all stored or none are.
+
+        ``confirm``: the hash of the API key the caller was admitted with from
+        the key cache; the transaction checks every such key of the batch in
+        one query first and refuses the requests whose key is no longer good.
         """
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(rows, actor, future))
+        self._queue.append(_Pending(rows, actor, future, confirm))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_queued())
         return await future
@@ -247,10 +255,17 @@ class EventLog:
         """One transaction for the whole batch; raises only when nothing was committed."""
         results: list[list[dict[str, Any]]] = []
         opened: list[LogTransaction] = []
+        refused: dict[str, Exception] = {}
         try:
             async with self.transaction(batch[0].actor) as tx:
                 opened.append(tx)
+                keys = {item.confirm for item in batch if item.confirm}
+                if keys and self.confirm_keys is not None:
+                    refused.update(await self.confirm_keys(tx.conn, keys))
                 for item in batch:
+                    if item.confirm in refused:
+                        results.append([])
+                        continue
                     tx.actor = item.actor
                     # Hooks take options out of the rows they are given: keep the request's
                     # own rows intact in case the batch must be retried.
@@ -262,7 +277,10 @@ class EventLog:
             # (a retry would append it twice).
             logger.exception("an after-commit step failed; the appends are stored")
         for item, result in zip(batch, results, strict=True):
-            _settle(item, result=result)
+            if item.confirm in refused:
+                _settle(item, error=refused[item.confirm])
+            else:
+                _settle(item, result=result)
 
     async def get(self, event_id: int) -> dict[str, Any] | None:
         """One event by position."""
@@ -323,6 +341,7 @@ class _Pending:
     rows: list[dict[str, Any]]
     actor: str | None
     future: asyncio.Future[list[dict[str, Any]]]
+    confirm: str | None = None
 
 
 def _settle(

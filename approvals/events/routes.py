@@ -39,7 +39,7 @@ def _list(name: str, what: str) -> Any:
 
 @post(
     "/v1/events",
-    guards=[requires("events:write")],
+    guards=[requires("events:write", cached=True)],
     status_code=201,
     operation_id="appendEvents",
     tags=TAGS,
@@ -58,7 +58,8 @@ async def post_events(request: Request[Any, Any, Any]) -> EventOut | list[EventO
     # which a struct union cannot tell apart, so the items are converted one by one.
     body = await request.json()
     rows = parse_batch(body)
-    stored = await request.app.state.services.log.append(rows, request.state.principal.name)
+    principal = request.state.principal
+    stored = await request.app.state.services.log.append(rows, principal.name, principal.confirm)
     events: list[EventOut] = convert(stored, list[EventOut])
     return events if isinstance(body, list) else events[0]
 

@@ -50,7 +50,7 @@ ApprovalId = Annotated[str, Parameter(max_length=200, description="the approval'
 
 @post(
     "/v1/approvals",
-    guards=[requires("events:write")],
+    guards=[requires("events:write", cached=True)],
     status_code=201,
     operation_id="openApproval",
     tags=TAGS,
@@ -62,7 +62,8 @@ async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -
     services = request.app.state.services
     row, options = request_row(data, parse_destinations(services.settings.webhook_allowed))
     row[service.OPTIONS_KEY] = options
-    (event,) = await services.log.append([row], request.state.principal.name)
+    principal = request.state.principal
+    (event,) = await services.log.append([row], principal.name, principal.confirm)
     if event["approvalId"] is None:
         # The source and externalId name an earlier event that is not an approval request.
         raise ApiError(
