@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,6 +28,12 @@ def new_key(db: Database, name: str, *options: str) -> str:
     made = cli(db, "keys", "create", name, *options)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip().splitlines()[-1]
+
+
+def sleep_past(moment: str) -> None:
+    """Sleep until just after an ISO time the CLI printed."""
+    end = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.3)
 
 
 def status_of(server: Server, key: str) -> httpx.Response:
@@ -46,11 +53,13 @@ def test_rates_are_read_or_refused_clearly() -> None:
 
 def test_an_expiring_key_works_then_answers_401_saying_it_expired(server: Server) -> None:
     db = server.db
-    key = new_key(db, "short-lived", "--scope", "events:read", "--expires", "2s")
+    # Generous lifetimes and waits measured from the listed expiry: a loaded CI machine
+    # can take seconds to run the CLI twice.
+    key = new_key(db, "short-lived", "--scope", "events:read", "--expires", "8s")
     assert status_of(server, key).status_code == 200
     listed = cli(db, "keys", "list").stdout
     assert "short-lived" in listed and "expires 20" in listed
-    time.sleep(2.2)
+    sleep_past(listed.split("expires ")[1].split()[0])
     answer = status_of(server, key)
     assert answer.status_code == 401
     assert answer.json()["error"] == "unauthorized"
@@ -79,10 +88,11 @@ def test_a_key_revoked_between_two_writes_is_refused_and_stores_nothing(server: 
 
 def test_a_key_that_expires_after_a_write_is_refused_on_the_next(server: Server) -> None:
     db = server.db
-    key = new_key(db, "brief", "--scope", "events:write", "--expires", "2s")
+    key = new_key(db, "brief", "--scope", "events:write", "--expires", "8s")
     with server.client(key) as http:
         assert http.post("/v1/events", json={"type": "tick"}).status_code == 201
-        time.sleep(2.2)
+        listed = cli(db, "keys", "list").stdout
+        sleep_past(listed.split("expires ")[1].split()[0])
         refused = http.post("/v1/events", json={"type": "tick"})
     assert refused.status_code == 401 and "expired at" in refused.json()["message"]
 
@@ -90,7 +100,7 @@ def test_a_key_that_expires_after_a_write_is_refused_on_the_next(server: Server)
 def test_a_rotated_key_has_the_old_scopes_and_the_old_one_lapses(server: Server) -> None:
     db = server.db
     old = new_key(db, "agent", "--scope", "events:read", "--scope", "events:write")
-    rotated = cli(db, "keys", "rotate", "agent", "--grace", "2s")
+    rotated = cli(db, "keys", "rotate", "agent", "--grace", "8s")
     assert rotated.returncode == 0, rotated.stderr
     new = rotated.stdout.strip().splitlines()[-1]
     assert new.startswith("apk_") and new != old
@@ -100,7 +110,7 @@ def test_a_rotated_key_has_the_old_scopes_and_the_old_one_lapses(server: Server)
     assert status_of(server, old).status_code == 200  # within the grace period
     listed = cli(db, "keys", "list").stdout
     assert "agent (rotated" in listed
-    time.sleep(2.2)
+    sleep_past(listed.split("agent (rotated")[1].split("expires ")[1].split()[0])
     assert "expired at" in status_of(server, old).json()["message"]
     assert status_of(server, new).status_code == 200
     missing = cli(db, "keys", "rotate", "nobody")
