@@ -59,7 +59,7 @@ def libpq_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -82,7 +82,7 @@ def make_async_engine(url: URL, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(
         async_url(url), pool_size=5, max_overflow=10, pool_reset_on_return=None
     )
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
@@ -90,7 +90,7 @@ def make_sync_engine(url: URL) -> Engine:
     """Create a synchronous engine (migrations and the command line)."""
     engine = create_engine(sync_url(url))
     if not is_postgres(url):
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
 

@@ -15,11 +15,12 @@ from approvals.auth.rates import RateError, RateLimiter, StreamCounter, parse_ra
 from approvals.config import Settings
 from approvals.connectors.resume import resume_deliveries, resume_secret
 from approvals.connectors.runner import Connectors
-from approvals.db import is_postgres, libpq_dsn, make_async_engine
+from approvals.db import is_postgres, libpq_dsn, make_async_engine, sqlite_pragmas
 from approvals.events.broker import Broker
 from approvals.events.listener import listen
 from approvals.events.log import EventLog
 from approvals.events.wakeup import Wakeup, wake_dir
+from approvals.events.writer import SqliteWriter
 from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.notify.outbox import KIND as NOTIFY
 from approvals.notify.outbox import OpenNotifications, slack_updates
@@ -61,6 +62,8 @@ class Services:
         folder = None if is_postgres(url) else wake_dir(url)
         wakeup = Wakeup(folder, broker) if folder is not None else None
         log = EventLog(engine, postgres=is_postgres(url), on_commit=_counted(broker, wakeup))
+        if not is_postgres(url):
+            log.thread_writer = SqliteWriter(url, sqlite_pragmas)
         broker.on_added = lambda items: LOG_HEAD.set(items[-1].id)
         webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url), writer=log.writer())
         outbox = Outbox(webhooks.wake)
@@ -119,6 +122,8 @@ class Services:
         if self.wakeup is not None:
             self.wakeup.stop()
         await self.broker.stop()
+        if self.log.thread_writer is not None:
+            await asyncio.to_thread(self.log.thread_writer.close)
         await self.engine.dispose()
 
 

@@ -27,6 +27,8 @@ async def publish(request: Request) -> JSONResponse:
     """Broadcast posted events to every subscriber."""
     global counter
     items = await request.json()
+    if isinstance(items, dict):  # one event, as approvals accepts too
+        items = [items]
     for item in items:
         counter += 1
         message = {"id": str(counter), "event": item["type"], "data": json.dumps(item)}

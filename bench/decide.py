@@ -1,4 +1,8 @@
-"""Decisions: throughput on a queue of 10,000 pending approvals, and decision -> stream latency.
+"""Decisions and openings: throughput by client count, and decision -> stream latency.
+
+Opening: POST /v1/approvals from 8 keep-alive clients. Deciding: a queue of
+``--pending`` approvals decided by 1 and by 8 clients. Latency: decisions at
+``--rate`` per second against an open stream of approval.resolved events.
 
 Run: .venv/bin/python bench/decide.py [--pending 10000] [--rate 100]
 """
@@ -6,7 +10,6 @@ Run: .venv/bin/python bench/decide.py [--pending 10000] [--rate 100]
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import socket
 import sys
@@ -18,6 +21,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Server, key, percentiles, postgres_url, sqlite_url
+from _load import run
 
 
 def open_many(base: str, token: str, count: int) -> list[str]:
@@ -33,19 +37,28 @@ def open_many(base: str, token: str, count: int) -> list[str]:
     return ids
 
 
-def throughput(base: str, token: str, ids: list[str], clients: int = 4) -> float:
+def opening(base: str, token: str, count: int, clients: int = 8) -> str:
+    """Approvals opened per second by ``clients`` connections."""
+
+    def make(n: int, i: int) -> tuple[str, str, object]:
+        return "POST", "/v1/approvals", {"title": f"open {n}.{i}", "runId": f"run_{n}"}
+
+    result = run(base, token, clients, count // clients, make)
+    assert set(result.statuses) == {201}, result.statuses
+    return f"{result.rate:6.0f}/s p99 {result.p(0.99):5.1f} ms ({clients} clients)"
+
+
+def throughput(base: str, token: str, ids: list[str], clients: int) -> str:
     """Decisions/s with ``clients`` concurrent reviewers."""
-
-    def work(part: list[str]) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
-            for approval in part:
-                http.post(f"/v1/approvals/{approval}/decision", json={"decision": "approve"})
-
     parts = [ids[n::clients] for n in range(clients)]
-    began = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        list(pool.map(work, parts))
-    return len(ids) / (time.perf_counter() - began)
+    per_client = min(len(p) for p in parts)
+
+    def make(n: int, i: int) -> tuple[str, str, object]:
+        return "POST", f"/v1/approvals/{parts[n][i]}/decision", {"decision": "approve"}
+
+    result = run(base, token, clients, per_client, make)
+    assert set(result.statuses) == {200}, result.statuses
+    return f"{result.rate:6.0f}/s p99 {result.p(0.99):5.1f} ms ({clients} clients)"
 
 
 def latency(server: Server, token: str, ids: list[str], rate: float) -> list[float]:
@@ -92,19 +105,21 @@ def latency(server: Server, token: str, ids: list[str], rate: float) -> list[flo
 
 
 def measure(label: str, url: str, pending: int, rate: float) -> None:
-    """Print both figures for one database."""
+    """Print the figures for one database."""
     server = Server(url)
     agent, reviewer = key(url, "events:write"), key(url)
     try:
+        opened = opening(server.base, agent, 2000)
         ids = open_many(server.base, agent, pending)
-        per_second = throughput(server.base, reviewer, ids[: pending // 2])
-        samples = latency(server, reviewer, ids[pending // 2 : pending // 2 + int(rate * 5)], rate)
+        third = pending // 3
+        one = throughput(server.base, reviewer, ids[:third], 1)
+        eight = throughput(server.base, reviewer, ids[third : 2 * third], 8)
+        samples = latency(server, reviewer, ids[2 * third : 2 * third + int(rate * 5)], rate)
     finally:
         server.stop()
-    print(
-        f"{label:10} {per_second:7.0f} decisions/s on a queue of {pending}; "
-        f"decision -> approval.resolved at {rate:g}/s: {percentiles(samples)}"
-    )
+    print(f"{label:10} opening approvals: {opened}")
+    print(f"{label:10} decisions on a queue of {pending}: {one}; {eight}")
+    print(f"{label:10} decision -> approval.resolved at {rate:g}/s: {percentiles(samples)}")
 
 
 def main() -> None:

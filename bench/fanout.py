@@ -149,9 +149,9 @@ def steady(base: str, token: str, rate: float, count: int) -> None:
             http.post("/v1/events", json=[{"type": "tick", "title": f"t{time.time():.6f}"}])
 
 
-def flat_out(base: str, token: str, seconds: float) -> int:
-    """Post batches of 20 events as fast as the server takes them; return events posted."""
-    body_size = 20
+def flat_out(base: str, token: str, seconds: float, body_size: int = 20) -> int:
+    """Post batches of ``body_size`` events as fast as the server takes them (1: single
+    events, one per request); return events posted."""
     posted = 0
     deadline = time.monotonic() + seconds
     with httpx.Client(
@@ -159,18 +159,20 @@ def flat_out(base: str, token: str, seconds: float) -> int:
     ) as http:
         while time.monotonic() < deadline:
             body = [{"type": "tick", "title": f"t{time.time():.6f}"} for _ in range(body_size)]
-            http.post("/v1/events", json=body)
+            http.post("/v1/events", json=body if body_size > 1 else body[0])
             posted += body_size
     return posted
 
 
-def run_load(name: str, base: str, port: int, token: str, subscribers: int, rss) -> dict:  # type: ignore[no-untyped-def]
+def run_load(
+    name: str, base: str, port: int, token: str, subscribers: int, rss, single: bool
+) -> dict:  # type: ignore[no-untyped-def]
     """Latency at a steady rate, then delivered/s at saturation."""
     clients = Clients(port, token, subscribers)
     try:
         clients.wait_connected()
         clients.ask("reset")
-        rate = 20 if subscribers <= 1000 else 5
+        rate = 20 if subscribers <= 1000 else 10 if single else 5
         steady(base, token, rate, rate * 5)
         time.sleep(2)
         stats = clients.ask("stats")
@@ -178,7 +180,7 @@ def run_load(name: str, base: str, port: int, token: str, subscribers: int, rss)
         clients.ask("reset")
         window = 6.0
         began = time.monotonic()
-        flat_out(base, token, window)
+        flat_out(base, token, window, 1 if single else 20)
         time.sleep(1.0)
         delivered = sum(s[1] for s in clients.ask("stats"))
         rate_out = delivered / (time.monotonic() - began)
@@ -238,9 +240,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", default="100,1000")
     parser.add_argument("--hold", type=int, default=0)
+    parser.add_argument(
+        "--single", action="store_true", help="saturate with one event per post, not 20"
+    )
     args = parser.parse_args()
     raise_file_limit()
-    print(f"fan-out on {os.cpu_count()} cores, {CLIENT_PROCESSES} client processes")
+    mode = "single-event posts" if args.single else "posts of 20 events"
+    print(f"fan-out on {os.cpu_count()} cores, {CLIENT_PROCESSES} client processes, {mode}")
     with sqlite_url() as url:
         if args.hold:
             hold(url, args.hold)
@@ -249,7 +255,9 @@ def main() -> None:
             server = Server(url, approvals_keepalive_seconds="30")
             token = key(url)
             try:
-                ours = run_load("approvals", server.base, server.port, token, count, server.rss_mb)
+                ours = run_load(
+                    "approvals", server.base, server.port, token, count, server.rss_mb, args.single
+                )
             finally:
                 server.stop()
             proc, port = bare_server()
@@ -261,6 +269,7 @@ def main() -> None:
                     token,
                     count,
                     lambda pid=proc.pid: rss_of(pid),
+                    args.single,
                 )
             finally:
                 proc.terminate()

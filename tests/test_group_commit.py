@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from approvals.db import is_postgres, make_async_engine, make_sync_engine, parse_url
+from approvals.db import is_postgres, make_async_engine, make_sync_engine, parse_url, sqlite_pragmas
 from approvals.events.log import EventLog, LogTransaction
+from approvals.events.writer import SqliteWriter
 from conftest import Database
 
 
@@ -26,15 +27,29 @@ class Poison:
             raise RuntimeError("poisoned row")
 
 
-async def _run(url: str, work: Any) -> Any:
+class Wanders:
+    """An append hook that awaits something besides the database (as no hook should)."""
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(0)
+
+
+async def _run(url: str, work: Any, *hooks: Any) -> Any:
     parsed = parse_url(url)
     engine = make_async_engine(parsed)
+    log = EventLog(engine, postgres=is_postgres(parsed))
+    if not is_postgres(parsed):  # as the service runs: whole transactions in one thread
+        log.thread_writer = SqliteWriter(parsed, sqlite_pragmas)
     try:
-        log = EventLog(engine, postgres=is_postgres(parsed))
         hook = Poison()
-        log.hooks.append(hook)
+        log.hooks.extend([hook, *hooks])
         return await work(log, hook), engine
     finally:
+        if log.thread_writer is not None:
+            log.thread_writer.close()
         await engine.dispose()
 
 
@@ -86,3 +101,16 @@ def test_repeats_of_one_external_id_in_one_group_store_one_event(database: Datab
     answers, _ = asyncio.run(_run(database.url, work))
     assert len({a[0]["id"] for a in answers}) == 1
     assert [t for _, t, _ in _stored(database)] == ["once"]
+
+
+def test_a_write_that_leaves_the_database_still_commits_once(database: Database) -> None:
+    # On SQLite the batch first runs in the writer thread, where waiting on the event loop
+    # is impossible: it rolls back there and commits on the async path instead.
+    async def work(log: EventLog, hook: Poison) -> Any:
+        return await asyncio.gather(
+            *(log.append([{"type": "token", "title": f"w{n}"}]) for n in range(5))
+        )
+
+    answers, _ = asyncio.run(_run(database.url, work, Wanders()))
+    assert [a[0]["title"] for a in answers] == [f"w{n}" for n in range(5)]
+    assert [t for _, t, _ in _stored(database)] == [f"w{n}" for n in range(5)]

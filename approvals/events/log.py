@@ -18,7 +18,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,6 +27,7 @@ from approvals.clock import now_iso
 from approvals.events.filters import EventFilter
 from approvals.events.models import Event, LogHead
 from approvals.events.schema import to_json
+from approvals.events.writer import SqliteWriter, Suspended, ThreadConnection, drive
 
 events_table = Event.__table__  # type: ignore[attr-defined]
 head_table = LogHead.__table__  # type: ignore[attr-defined]
@@ -110,7 +111,11 @@ class LogTransaction:
             for hook in self.hooks:
                 hook.prepare(self, fresh)
         if fresh:
-            await self.conn.execute(insert(events_table), fresh)
+            fast = getattr(self.conn, "insert_rows", None)
+            if fast is not None:
+                fast(events_table, fresh)
+            else:
+                await self.conn.execute(insert(events_table), fresh)
             for hook in self.hooks:
                 await hook.after(self, fresh)
             self.appended.extend(fresh)
@@ -163,6 +168,7 @@ class EventLog:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._committer: asyncio.Task[None] | None = None
         # Checks API keys admitted from a cache, in the append transaction: refusals by hash.
+        self.thread_writer: SqliteWriter | None = None  # SQLite: whole transactions, one hop
         self.confirm_keys: (
             Callable[[AsyncConnection, set[str]], Awaitable[Mapping[str, Exception]]] | None
         ) = None
@@ -220,11 +226,33 @@ class EventLog:
         the key cache; the transaction checks every such key of the batch in
         one query first and refuses the requests whose key is no longer good.
         """
-        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(rows, actor, future, confirm))
+        return await self.run(
+            # Hooks take options out of the rows they are given: each attempt gets copies,
+            # so a batch that must be retried still has the request's own rows.
+            lambda tx: tx.append([dict(row) for row in rows]),
+            actor,
+            confirm,
+            size=len(rows),
+        )
+
+    async def run(
+        self,
+        work: Callable[[LogTransaction], Awaitable[T]],
+        actor: str | None = None,
+        confirm: str | None = None,
+        size: int = 1,
+    ) -> T:
+        """Run ``work`` in a group-committed log transaction and return its result.
+
+        ``work`` may run more than once (a failed batch is retried a request at a
+        time) and, on SQLite, in the writer thread: it must only use ``tx`` (its
+        connection, ``append``, ``after_commit``), never the event loop.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(work, actor, future, confirm, size))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_queued())
-        return await future
+        return cast(T, await future)
 
     async def _commit_queued(self) -> None:
         """Commit queued appends in batches until the queue is empty."""
@@ -234,7 +262,7 @@ class EventLog:
             while self._queue and len(batch) < GROUP_ITEMS and size < GROUP_ROWS:
                 item = self._queue.popleft()
                 batch.append(item)
-                size += len(item.rows)
+                size += item.size
             try:
                 await self._commit(batch)
             except Exception as exc:
@@ -253,9 +281,23 @@ class EventLog:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         """One transaction for the whole batch; raises only when nothing was committed."""
-        results: list[list[dict[str, Any]]] = []
+        results: list[Any]
+        refused: dict[str, Exception]
+        if self.thread_writer is not None:
+            try:
+                async with self._local_writer:
+                    tx, results, refused = await asyncio.get_running_loop().run_in_executor(
+                        self.thread_writer.thread, self._commit_in_thread, batch
+                    )
+            except Suspended:
+                logger.debug("a write left the database; running it on the async path")
+            else:
+                await self._committed(tx)
+                _settle_all(batch, results, refused)
+                return
+        results = []
         opened: list[LogTransaction] = []
-        refused: dict[str, Exception] = {}
+        refused = {}
         try:
             async with self.transaction(batch[0].actor) as tx:
                 opened.append(tx)
@@ -264,23 +306,55 @@ class EventLog:
                     refused.update(await self.confirm_keys(tx.conn, keys))
                 for item in batch:
                     if item.confirm in refused:
-                        results.append([])
+                        results.append(None)
                         continue
                     tx.actor = item.actor
-                    # Hooks take options out of the rows they are given: keep the request's
-                    # own rows intact in case the batch must be retried.
-                    results.append(await tx.append([dict(row) for row in item.rows]))
+                    results.append(await item.work(tx))
         except Exception:
             if not (opened and opened[0].committed):
                 raise
             # Stored: a failing after-commit step must not make the batch look unwritten
             # (a retry would append it twice).
-            logger.exception("an after-commit step failed; the appends are stored")
-        for item, result in zip(batch, results, strict=True):
-            if item.confirm in refused:
-                _settle(item, error=refused[item.confirm])
-            else:
-                _settle(item, result=result)
+            logger.exception("an after-commit step failed; the writes are stored")
+        _settle_all(batch, results, refused)
+
+    def _commit_in_thread(
+        self, batch: list[_Pending]
+    ) -> tuple[LogTransaction, list[Any], dict[str, Exception]]:
+        """In the SQLite writer thread: the batch's whole transaction, committed or not."""
+        assert self.thread_writer is not None
+        conn = self.thread_writer.connection()
+        results: list[Any] = []
+        refused: dict[str, Exception] = {}
+        with conn.begin():  # BEGIN IMMEDIATE: the write lock, so the head cannot move
+            fast = ThreadConnection(conn)
+            head = int(fast.scalar_sql("SELECT last_id FROM log_head WHERE id = 1"))
+            tx = LogTransaction(cast(Any, fast), head, self.hooks, None)
+            keys = {item.confirm for item in batch if item.confirm}
+            if keys and self.confirm_keys is not None:
+                refused.update(drive(self.confirm_keys(tx.conn, keys)))
+            for item in batch:
+                if item.confirm in refused:
+                    results.append(None)
+                    continue
+                tx.actor = item.actor
+                results.append(drive(item.work(tx)))
+            if tx.head != tx.start:
+                fast.run_sql("UPDATE log_head SET last_id = ? WHERE id = 1", (tx.head,))
+        tx.committed = True
+        return tx, results, refused
+
+    async def _committed(self, tx: LogTransaction) -> None:
+        """Publish a committed transaction's events and run its after-commit steps."""
+        try:
+            if tx.appended and self.on_commit is not None:
+                self.on_commit([to_json(row) for row in tx.appended])
+            for callback in tx.after_commit:
+                result = callback()
+                if result is not None:
+                    await result
+        except Exception:
+            logger.exception("an after-commit step failed; the writes are stored")
 
     async def get(self, event_id: int) -> dict[str, Any] | None:
         """One event by position."""
@@ -336,25 +410,33 @@ GROUP_ITEMS = 256  # requests per group-committed transaction
 GROUP_ROWS = 2000  # events per group-committed transaction (a larger request goes alone)
 
 
+T = TypeVar("T")
+
+
 @dataclass(slots=True)
 class _Pending:
-    rows: list[dict[str, Any]]
+    work: Callable[[LogTransaction], Awaitable[Any]]
     actor: str | None
-    future: asyncio.Future[list[dict[str, Any]]]
+    future: asyncio.Future[Any]
     confirm: str | None = None
+    size: int = 1
 
 
-def _settle(
-    item: _Pending,
-    result: list[dict[str, Any]] | None = None,
-    error: BaseException | None = None,
-) -> None:
+def _settle(item: _Pending, result: Any = None, error: BaseException | None = None) -> None:
     if item.future.done():  # the caller went away; its events are stored all the same
         return
     if error is not None:
         item.future.set_exception(error)
     else:
-        item.future.set_result(result or [])
+        item.future.set_result(result)
+
+
+def _settle_all(batch: list[_Pending], results: list[Any], refused: dict[str, Exception]) -> None:
+    for item, result in zip(batch, results, strict=True):
+        if item.confirm in refused:
+            _settle(item, error=refused[item.confirm])
+        else:
+            _settle(item, result=result)
 
 
 def new_id(prefix: str) -> str:

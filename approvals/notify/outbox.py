@@ -120,7 +120,10 @@ class OpenNotifications:
         ]
         if not ids:
             return
-        routes = [dict(r) for r in (await tx.conn.execute(select(routes_table))).mappings()]
+        routes = tx.extras.get("notify.routes")  # read once per transaction
+        if routes is None:
+            found = (await tx.conn.execute(select(routes_table))).mappings()
+            routes = tx.extras["notify.routes"] = [dict(r) for r in found]
         if not routes:
             return
         approvals = [

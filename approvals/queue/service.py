@@ -103,7 +103,14 @@ def _allowed(raw: Any) -> list[str] | None:
 
 
 async def load_rules(tx: LogTransaction) -> list[policy.Rule]:
-    """Every stored policy as a pure rule."""
+    """Every stored policy as a pure rule (read once per transaction)."""
+    cached: list[policy.Rule] | None = tx.extras.get("policies")
+    if cached is None:
+        cached = tx.extras["policies"] = await _read_rules(tx)
+    return cached
+
+
+async def _read_rules(tx: LogTransaction) -> list[policy.Rule]:
     rows = (await tx.conn.execute(select(policies_table))).mappings().all()
     return [
         policy.Rule(
@@ -471,34 +478,39 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
 async def fetch(engine: AsyncEngine, approval_id: str, *, full: bool = False) -> dict[str, Any]:
     """One approval as JSON; with ``full``, its request and resolution events too."""
     async with engine.connect() as conn:
-        row = (
-            (await conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise not_found(f"approval {approval_id}")
-        votes = [
-            dict(v)
-            for v in (
-                await conn.execute(
-                    select(votes_table)
-                    .where(votes_table.c.approval_id == approval_id)
-                    .order_by(votes_table.c.id)
-                )
+        return await fetch_in(conn, approval_id, full=full)
+
+
+async def fetch_in(conn: Any, approval_id: str, *, full: bool = False) -> dict[str, Any]:
+    """``fetch`` on a connection already open (a write transaction's, say)."""
+    row = (
+        (await conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise not_found(f"approval {approval_id}")
+    votes = [
+        dict(v)
+        for v in (
+            await conn.execute(
+                select(votes_table)
+                .where(votes_table.c.approval_id == approval_id)
+                .order_by(votes_table.c.id)
+            )
+        ).mappings()
+    ]
+    out = approval_json(row, votes)
+    if full:
+        ids = [row["event_id"]]
+        if row["resolution_event_id"] is not None:
+            ids.append(row["resolution_event_id"])
+        events = {
+            r["id"]: to_json(r)
+            for r in (
+                await conn.execute(select(events_table).where(events_table.c.id.in_(ids)))
             ).mappings()
-        ]
-        out = approval_json(row, votes)
-        if full:
-            ids = [row["event_id"]]
-            if row["resolution_event_id"] is not None:
-                ids.append(row["resolution_event_id"])
-            events = {
-                r["id"]: to_json(r)
-                for r in (
-                    await conn.execute(select(events_table).where(events_table.c.id.in_(ids)))
-                ).mappings()
-            }
-            out["request"] = events.get(row["event_id"])
-            out["resolution"] = events.get(row["resolution_event_id"])
+        }
+        out["request"] = events.get(row["event_id"])
+        out["resolution"] = events.get(row["resolution_event_id"])
     return out

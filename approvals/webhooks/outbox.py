@@ -66,6 +66,12 @@ def delivery_row(
     }
 
 
+ENDPOINTS = "outbox.endpoints"
+ACTIVE_ENDPOINTS = select(
+    endpoints_table.c.id, endpoints_table.c.url, endpoints_table.c.event_types
+).where(endpoints_table.c.disabled_reason.is_(None))
+
+
 class Outbox:
     """The append hook that queues deliveries for matching endpoints and callbacks."""
 
@@ -79,13 +85,10 @@ class Outbox:
 
     async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Queue one delivery per matching endpoint and event."""
-        endpoints = (
-            await tx.conn.execute(
-                select(
-                    endpoints_table.c.id, endpoints_table.c.url, endpoints_table.c.event_types
-                ).where(endpoints_table.c.disabled_reason.is_(None))
-            )
-        ).all()
+        # Read once per transaction: a group-committed batch appends many times.
+        endpoints = tx.extras.get(ENDPOINTS)
+        if endpoints is None:
+            endpoints = tx.extras[ENDPOINTS] = (await tx.conn.execute(ACTIVE_ENDPOINTS)).all()
         if not endpoints:
             return
         deliveries = []
