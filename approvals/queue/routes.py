@@ -63,8 +63,16 @@ async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -
     row, options = request_row(data, parse_destinations(services.settings.webhook_allowed))
     row[service.OPTIONS_KEY] = options
     principal = request.state.principal
-    (event,) = await services.log.append([row], principal.name, principal.confirm)
-    if event["approvalId"] is None:
+
+    async def work(tx: LogTransaction) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        (stored,) = await tx.append([dict(row)])
+        if stored["approvalId"] is None:
+            return stored, None
+        # The answer read in the same transaction: no second connection after commit.
+        return stored, await service.fetch_in(tx.conn, stored["approvalId"], full=True)
+
+    event, approval = await services.log.run(work, principal.name, principal.confirm)
+    if approval is None:
         # The source and externalId name an earlier event that is not an approval request.
         raise ApiError(
             409,
@@ -73,7 +81,7 @@ async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -
             "which is not an approval request; choose another externalId",
             field="body.externalId",
         )
-    return _out(await service.fetch(services.engine, event["approvalId"], full=True))
+    return _out(approval)
 
 
 def _out(approval: dict[str, Any]) -> ApprovalOut:
