@@ -204,6 +204,10 @@ class EventLog:
             except BaseException:
                 await conn.rollback()
                 raise
+        await self._publish(tx)
+
+    async def _publish(self, tx: LogTransaction) -> None:
+        """Hand a committed transaction's events to the broker; run its after-commit steps."""
         if tx.appended and self.on_commit is not None:
             self.on_commit([to_json(row) for row in tx.appended])
         for callback in tx.after_commit:
@@ -345,14 +349,9 @@ class EventLog:
         return tx, results, refused
 
     async def _committed(self, tx: LogTransaction) -> None:
-        """Publish a committed transaction's events and run its after-commit steps."""
+        """``_publish``, where a failure must not look like an unwritten batch."""
         try:
-            if tx.appended and self.on_commit is not None:
-                self.on_commit([to_json(row) for row in tx.appended])
-            for callback in tx.after_commit:
-                result = callback()
-                if result is not None:
-                    await result
+            await self._publish(tx)
         except Exception:
             logger.exception("an after-commit step failed; the writes are stored")
 
