@@ -135,8 +135,10 @@ def test_approve_with_edited_arguments_records_everything_once(server: Server) -
             f"/v1/approvals/{approval['id']}/decision",
             json={"decision": "approve", "comment": "fewer", "arguments": {"count": 3}},
         )
+        stored = http.get(f"/v1/approvals/{approval['id']}").json()
     assert answer.status_code == 200
     decided = answer.json()
+    assert decided == stored  # the answer, built in the transaction, is what was stored
     assert decided["status"] == "approved" and decided["resolvedBy"] == "alice"
     assert decided["arguments"] == {"count": 5}
     assert decided["editedArguments"] == {"count": 3}
@@ -255,6 +257,8 @@ def test_quorum_of_two_of_three_reviewers_in_stream_order(server: Server) -> Non
                 f"/v1/approvals/{approval['id']}/decision", json={"decision": "approve"}
             )
         assert second.json()["status"] == "approved"
+        with server.client(admin) as http:
+            assert http.get(f"/v1/approvals/{approval['id']}").json() == second.json()
         seen = sub.events(4)
     assert [e["type"] for e in seen] == [
         "steering_request",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from approvals.connectors.models import Source
@@ -13,6 +13,11 @@ from approvals.events.log import LogTransaction, events_table
 from approvals.webhooks.outbox import delivery_row
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
+# Run on every decision: built once (see queue.service).
+SOURCE_BY_NAME = select(sources_table.c.id, sources_table.c.resume_url).where(
+    sources_table.c.name == bindparam("name")
+)
+UPSTREAM_ID = select(events_table.c.external_id).where(events_table.c.id == bindparam("event_id"))
 
 
 async def resume_deliveries(
@@ -20,23 +25,11 @@ async def resume_deliveries(
 ) -> list[dict[str, Any]]:
     """A delivery to the resumeUrl of the source that opened this approval, if any."""
     source = (
-        (
-            await tx.conn.execute(
-                select(sources_table.c.id, sources_table.c.resume_url).where(
-                    sources_table.c.name == approval["source"]
-                )
-            )
-        )
-        .mappings()
-        .first()
+        (await tx.conn.execute(SOURCE_BY_NAME, {"name": approval["source"]})).mappings().first()
     )
     if source is None or not source["resume_url"]:
         return []
-    upstream_id = (
-        await tx.conn.execute(
-            select(events_table.c.external_id).where(events_table.c.id == approval["event_id"])
-        )
-    ).scalar()
+    upstream_id = (await tx.conn.execute(UPSTREAM_ID, {"event_id": approval["event_id"]})).scalar()
     detail = resolution.get("detail") or {}
     data = {
         "upstreamEventId": upstream_id,

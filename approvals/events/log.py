@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from approvals.clock import now_iso
@@ -32,6 +32,8 @@ from approvals.events.writer import SqliteWriter, Suspended, ThreadConnection, d
 events_table = Event.__table__  # type: ignore[attr-defined]
 head_table = LogHead.__table__  # type: ignore[attr-defined]
 NOTIFY_CHANNEL = "approvals_log"
+# SET takes the columns the parameters name (built once: see queue.service).
+EVENT_UPDATE = update(events_table).where(events_table.c.id == bindparam("event_id"))
 logger = logging.getLogger("approvals.log")
 
 
@@ -144,9 +146,7 @@ class LogTransaction:
 
     async def update_event(self, event_id: int, **values: Any) -> None:
         """Set an event's resolution fields (the one sanctioned change to a stored event)."""
-        await self.conn.execute(
-            update(events_table).where(events_table.c.id == event_id).values(**values)
-        )
+        await self.conn.execute(EVENT_UPDATE, {"event_id": event_id, **values})
 
 
 class EventLog:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, or_, select
 
 from approvals.clock import iso, now_iso
 from approvals.dashboard.users import users_table
@@ -157,29 +157,29 @@ class OpenNotifications:
                 tx.after_commit.append(self.wake)
 
 
+# Slack messages sent for an approval, or Slack notices of it still queued (run on every
+# decision: built once, one statement).
+SLACK_TOUCHED = select(
+    or_(
+        select(slack_messages_table.c.id)
+        .where(slack_messages_table.c.approval_id == bindparam("approval_id"))
+        .exists(),
+        select(deliveries_table.c.id)
+        .where(
+            deliveries_table.c.approval_id == bindparam("approval_id"),
+            deliveries_table.c.kind == KIND,
+            deliveries_table.c.url.startswith("slack:"),
+        )
+        .exists(),
+    )
+)
+
+
 async def slack_updates(
     tx: LogTransaction, approval: dict[str, Any], resolution: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """One ``chat.update`` delivery when Slack messages were sent (or queued) for an approval."""
-    sent = (
-        await tx.conn.execute(
-            select(slack_messages_table.c.id)
-            .where(slack_messages_table.c.approval_id == approval["id"])
-            .limit(1)
-        )
-    ).first()
-    queued = (
-        await tx.conn.execute(
-            select(deliveries_table.c.id)
-            .where(
-                deliveries_table.c.approval_id == approval["id"],
-                deliveries_table.c.kind == KIND,
-                deliveries_table.c.url.startswith("slack:"),
-            )
-            .limit(1)
-        )
-    ).first()
-    if sent is None and queued is None:
+    if not (await tx.conn.execute(SLACK_TOUCHED, {"approval_id": approval["id"]})).scalar():
         return []
     notice = Notice(action="update", channel="slack", to="messages", approval_id=approval["id"])
     return [notice_row(notice, int(resolution["id"]))]

@@ -249,8 +249,10 @@ async def _decide_one(
     principal = request.state.principal.name
 
     async def work(tx: LogTransaction) -> dict[str, Any]:
-        await service.decide(tx, approval_id, principal=principal, **values)
-        # The answer from the rows in hand, read in the same transaction.
+        resolved = await service.decide(tx, approval_id, principal=principal, **values)
+        if resolved is not None:
+            return resolved  # built from the rows in hand
+        # A vote toward a quorum: the approval as it now stands, read in the same transaction.
         return await service.fetch_in(tx.conn, approval_id, full=True)
 
     # Group-committed with appends and other decisions (one thread hop on SQLite).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.clock import iso, now_iso
@@ -23,6 +23,23 @@ OPTIONS_KEY = "_approval"  # per-row options set by POST /v1/approvals, removed 
 FINAL = {"approve": "approved", "reject": "rejected", "answer": "answered"}
 SYSTEM_POLICY = "system:policy"
 SYSTEM_TIMEOUT = "system:timeout"
+
+# The statements of the decision path, built once: building and cache-keying a new
+# statement per call cost more CPU than SQLite spends running it.
+APPROVAL_BY_ID = select(approvals_table).where(approvals_table.c.id == bindparam("approval_id"))
+EVENT_BY_ID = select(events_table).where(events_table.c.id == bindparam("event_id"))
+EVENTS_BY_IDS = select(events_table).where(
+    events_table.c.id.in_(bindparam("event_ids", expanding=True))
+)
+VOTES_OF = (
+    select(votes_table)
+    .where(votes_table.c.approval_id == bindparam("approval_id"))
+    .order_by(votes_table.c.id)
+)
+# SET takes the columns the parameters name; only a pending approval is resolved.
+RESOLVE = update(approvals_table).where(
+    approvals_table.c.id == bindparam("approval_id"), approvals_table.c.status == "pending"
+)
 
 
 def is_request(row: dict[str, Any]) -> bool:
@@ -139,8 +156,12 @@ async def decide(
     comment: str | None = None,
     answer: str | None = None,
     arguments: Any = None,
-) -> None:
-    """Record one reviewer's decision; raise 404, 403 or 409 without changing anything."""
+) -> dict[str, Any] | None:
+    """Record one reviewer's decision; raise 404, 403 or 409 without changing anything.
+
+    Returns the resolved approval's full JSON (as ``fetch_in`` gives it), or None
+    when the decision was a vote and the approval stays pending.
+    """
     row = await _load(tx, approval_id)
     if row["status"] != "pending":
         raise _conflict(row)
@@ -208,8 +229,8 @@ async def decide(
             )
         )
         if not policy.tally(row["min_approvals"], voters):
-            return
-    await finish(
+            return None
+    return await finish(
         tx,
         approval_id,
         decision,
@@ -234,8 +255,11 @@ async def finish(
     expired: bool = False,
     request_row: dict[str, Any] | None = None,
     approval_row: dict[str, Any] | None = None,
-) -> None:
-    """Resolve an approval: its row, its request event, and a new resolution event."""
+) -> dict[str, Any]:
+    """Resolve an approval: its row, its request event, and a new resolution event.
+
+    Returns the approval's full JSON, built from the rows in hand.
+    """
     row = approval_row if approval_row is not None else await _load(tx, approval_id)
     status = "expired" if expired else FINAL[decision]
     at = now_iso()
@@ -279,29 +303,29 @@ async def finish(
             ],
         )
     )[0]
-    await tx.conn.execute(
-        update(approvals_table)
-        .where(approvals_table.c.id == approval_id, approvals_table.c.status == "pending")
-        .values(
-            status=status,
-            resolved_at=at,
-            resolved_by=resolved_by,
-            decision=decision,
-            comment=comment,
-            answer=answer,
-            edited_arguments=arguments,
-            resolution_event_id=int(resolution["id"]),
-            claimed_by=None,
-            claimed_until=None,
-        )
-    )
+    resolved = {
+        "status": status,
+        "resolved_at": at,
+        "resolved_by": resolved_by,
+        "decision": decision,
+        "comment": comment,
+        "answer": answer,
+        "edited_arguments": arguments,
+        "resolution_event_id": int(resolution["id"]),
+        "claimed_by": None,
+        "claimed_until": None,
+    }
+    await tx.conn.execute(RESOLVE, {"approval_id": approval_id, **resolved})
     await tx.update_event(row["event_id"], status=status, resolved_at=at, resolved_by=resolved_by)
-    if request_row is not None:
-        request_row.update(status=status, resolved_at=at, resolved_by=resolved_by)
+    request.update(status=status, resolved_at=at, resolved_by=resolved_by)
     for hook in tx.hooks:
         on_resolved = getattr(hook, "resolved", None)
         if on_resolved is not None:
             await on_resolved(tx, row, resolution)
+    out = approval_json({**row, **resolved}, votes)
+    out["request"] = to_json(request)
+    out["resolution"] = resolution
+    return out
 
 
 CLAIM_SECONDS = 15 * 60
@@ -356,31 +380,19 @@ def _derived(request: dict[str, Any], event_type: str, **values: Any) -> dict[st
 
 
 async def _load(tx: LogTransaction, approval_id: str) -> dict[str, Any]:
-    row = (
-        (await tx.conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
-        .mappings()
-        .first()
-    )
+    row = (await tx.conn.execute(APPROVAL_BY_ID, {"approval_id": approval_id})).mappings().first()
     if row is None:
         raise not_found(f"approval {approval_id}")
     return dict(row)
 
 
 async def _request_event(tx: LogTransaction, row: dict[str, Any]) -> dict[str, Any]:
-    event = (
-        (await tx.conn.execute(select(events_table).where(events_table.c.id == row["event_id"])))
-        .mappings()
-        .one()
-    )
+    event = (await tx.conn.execute(EVENT_BY_ID, {"event_id": row["event_id"]})).mappings().one()
     return dict(event)
 
 
 async def _votes(tx: LogTransaction, approval_id: str) -> list[dict[str, Any]]:
-    rows = await tx.conn.execute(
-        select(votes_table)
-        .where(votes_table.c.approval_id == approval_id)
-        .order_by(votes_table.c.id)
-    )
+    rows = await tx.conn.execute(VOTES_OF, {"approval_id": approval_id})
     return [dict(r) for r in rows.mappings()]
 
 
@@ -483,22 +495,11 @@ async def fetch(engine: AsyncEngine, approval_id: str, *, full: bool = False) ->
 
 async def fetch_in(conn: Any, approval_id: str, *, full: bool = False) -> dict[str, Any]:
     """``fetch`` on a connection already open (a write transaction's, say)."""
-    row = (
-        (await conn.execute(select(approvals_table).where(approvals_table.c.id == approval_id)))
-        .mappings()
-        .first()
-    )
+    row = (await conn.execute(APPROVAL_BY_ID, {"approval_id": approval_id})).mappings().first()
     if row is None:
         raise not_found(f"approval {approval_id}")
     votes = [
-        dict(v)
-        for v in (
-            await conn.execute(
-                select(votes_table)
-                .where(votes_table.c.approval_id == approval_id)
-                .order_by(votes_table.c.id)
-            )
-        ).mappings()
+        dict(v) for v in (await conn.execute(VOTES_OF, {"approval_id": approval_id})).mappings()
     ]
     out = approval_json(row, votes)
     if full:
@@ -507,9 +508,7 @@ async def fetch_in(conn: Any, approval_id: str, *, full: bool = False) -> dict[s
             ids.append(row["resolution_event_id"])
         events = {
             r["id"]: to_json(r)
-            for r in (
-                await conn.execute(select(events_table).where(events_table.c.id.in_(ids)))
-            ).mappings()
+            for r in (await conn.execute(EVENTS_BY_IDS, {"event_ids": ids})).mappings()
         }
         out["request"] = events.get(row["event_id"])
         out["resolution"] = events.get(row["resolution_event_id"])
