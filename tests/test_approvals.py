@@ -67,7 +67,7 @@ def test_a_steering_request_event_opens_one_approval(server: Server) -> None:
 
 
 def test_post_approvals_appends_the_request_event(server: Server) -> None:
-    agent = server.db.key("events:write", "events:read")
+    agent = server.db.key("events:write", "events:read", "approvals:read")
     with server.client(agent) as http:
         approval = open_request(
             http,
@@ -79,6 +79,8 @@ def test_post_approvals_appends_the_request_event(server: Server) -> None:
             onTimeout="approve",
         )
         event = http.get(f"/v1/events/{approval['requestEventId']}").json()
+        stored = http.get(f"/v1/approvals/{approval['id']}").json()
+    assert stored == approval  # the answer, built in the transaction, is what was stored
     assert approval["status"] == "pending"
     assert approval["requestedBy"] == server.db.scalar("SELECT name FROM api_keys")
     assert approval["callbackUrl"] == "https://example.test/resume"
@@ -326,6 +328,11 @@ def test_auto_approve_and_deny_policies_resolve_at_once_and_are_logged(server: S
         ).json()
         auto = http.get(f"/v1/approvals/{auto_event['approvalId']}").json()
         denied = http.get(f"/v1/approvals/{denied_event['approvalId']}").json()
+        # Opened and resolved in one transaction, answered from the rows in hand.
+        opened = http.post("/v1/approvals", json={"title": "cat?", "detail": {"tool": "read_file"}})
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["status"] == "approved"
+        assert http.get(f"/v1/approvals/{opened.json()['id']}").json() == opened.json()
         assert http.get("/v1/approvals").json()["approvals"] == []
         listed = http.get("/v1/policies").json()["policies"]
         assert http.delete(f"/v1/policies/{deny['id']}").status_code == 204

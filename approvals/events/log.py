@@ -34,6 +34,7 @@ head_table = LogHead.__table__  # type: ignore[attr-defined]
 NOTIFY_CHANNEL = "approvals_log"
 # SET takes the columns the parameters name (built once: see queue.service).
 EVENT_UPDATE = update(events_table).where(events_table.c.id == bindparam("event_id"))
+_INSERTS: dict[str, Any] = {}
 logger = logging.getLogger("approvals.log")
 
 
@@ -113,11 +114,7 @@ class LogTransaction:
             for hook in self.hooks:
                 hook.prepare(self, fresh)
         if fresh:
-            fast = getattr(self.conn, "insert_rows", None)
-            if fast is not None:
-                fast(events_table, fresh)
-            else:
-                await self.conn.execute(insert(events_table), fresh)
+            await self.insert(events_table, fresh)
             for hook in self.hooks:
                 await hook.after(self, fresh)
             self.appended.extend(fresh)
@@ -143,6 +140,23 @@ class LogTransaction:
             for row in result.mappings():
                 found[(row["source"], row["external_id"])] = dict(row)
         return found
+
+    async def insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """INSERT rows (a column left out takes its default) in this transaction.
+
+        In SQLite's writer thread, straight through the sqlite3 cursor; elsewhere
+        with one INSERT per table built once.
+        """
+        if not rows:
+            return
+        fast = getattr(self.conn, "insert_rows", None)
+        if fast is not None:
+            fast(table, rows)
+            return
+        statement = _INSERTS.get(table.name)
+        if statement is None:
+            statement = _INSERTS[table.name] = insert(table)
+        await self.conn.execute(statement, rows)
 
     async def update_event(self, event_id: int, **values: Any) -> None:
         """Set an event's resolution fields (the one sanctioned change to a stored event)."""

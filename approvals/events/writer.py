@@ -61,7 +61,9 @@ class ThreadConnection:
             [
                 tuple(
                     value if value is None or process is None else process(value)
-                    for value, process in ((row.get(name), process) for name, process in columns)
+                    for value, process in (
+                        (row.get(name, default), process) for name, process, default in columns
+                    )
                 )
                 for row in rows
             ],
@@ -89,16 +91,23 @@ class ThreadConnection:
         return fn(self.sync_connection, *args, **kwargs)
 
 
-_PLANS: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
+_PLANS: dict[str, tuple[str, list[tuple[str, Any, Any]]]] = {}
 
 
-def _insert_plan(table: Any, dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _insert_plan(table: Any, dialect: Any) -> tuple[str, list[tuple[str, Any, Any]]]:
+    """The INSERT of every column, and per column its bind processing and default."""
     plan = _PLANS.get(table.name)
     if plan is None:
-        names = [column.name for column in table.columns]
-        marks = ", ".join("?" * len(names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-        plan = (sql, [(c.name, c.type.bind_processor(dialect)) for c in table.columns])
+        columns = []
+        for column in table.columns:
+            default = column.default
+            if default is not None and not default.is_scalar:
+                raise TypeError(f"{table.name}.{column.name}: only scalar defaults are supported")
+            value = default.arg if default is not None else None
+            columns.append((column.name, column.type.bind_processor(dialect), value))
+        marks = ", ".join("?" * len(columns))
+        names = ", ".join(name for name, _, _ in columns)
+        plan = (f"INSERT INTO {table.name} ({names}) VALUES ({marks})", columns)
         _PLANS[table.name] = plan
     return plan
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import bindparam, or_, select
 
 from approvals.clock import iso, now_iso
 from approvals.dashboard.users import users_table
@@ -152,7 +152,7 @@ class OpenNotifications:
                         notice.action = "remind"
                         deliveries.append(notice_row(notice, approval["event_id"], iso(later)))
         if deliveries:
-            await tx.conn.execute(insert(deliveries_table), deliveries)
+            await tx.insert(deliveries_table, deliveries)
             if self.wake not in tx.after_commit:
                 tx.after_commit.append(self.wake)
 

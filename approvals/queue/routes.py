@@ -68,7 +68,10 @@ async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -
         (stored,) = await tx.append([dict(row)])
         if stored["approvalId"] is None:
             return stored, None
-        # The answer read in the same transaction: no second connection after commit.
+        answer = tx.extras.get(service.OPENED, {}).get(stored["approvalId"])
+        if answer is not None:
+            return stored, answer  # opened now: built from the rows in hand
+        # An earlier request with this externalId: read in the same transaction.
         return stored, await service.fetch_in(tx.conn, stored["approvalId"], full=True)
 
     event, approval = await services.log.run(work, principal.name, principal.confirm)

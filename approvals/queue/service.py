@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.clock import iso, now_iso
@@ -19,6 +19,7 @@ approvals_table = Approval.__table__  # type: ignore[attr-defined]
 votes_table = Vote.__table__  # type: ignore[attr-defined]
 policies_table = Policy.__table__  # type: ignore[attr-defined]
 
+OPENED = "approvals.opened"  # tx.extras: approval id -> full JSON of approvals opened in it
 OPTIONS_KEY = "_approval"  # per-row options set by POST /v1/approvals, removed before insert
 FINAL = {"approve": "approved", "reject": "rejected", "answer": "answered"}
 SYSTEM_POLICY = "system:policy"
@@ -67,50 +68,76 @@ class OpenApprovals:
         if not opened:
             return
         rules = await load_rules(tx)
+        answers = tx.extras.setdefault(OPENED, {})
         for row in opened:
             options = opening.pop(row["id"])
             detail = row.get("detail") or {}
             tool = detail.get("tool") if isinstance(detail.get("tool"), str) else None
             effective = policy.select(rules, row.get("agent_id"), tool)
             timeout = options.get("timeout_seconds")
-            created = row["created_at"]
-            await tx.conn.execute(
-                insert(approvals_table).values(
-                    id=row["approval_id"],
-                    event_id=row["id"],
-                    status="pending",
-                    title=row.get("title"),
-                    tool=tool,
-                    arguments=detail.get("arguments"),
-                    agent_id=row.get("agent_id"),
-                    thread_id=row.get("thread_id"),
-                    run_id=row.get("run_id"),
-                    source=row["source"],
-                    requested_by=tx.actor,
-                    callback_url=options.get("callback_url"),
-                    timeout_at=iso(datetime.now(UTC) + timedelta(seconds=timeout))
-                    if timeout
-                    else None,
-                    on_timeout=options.get("on_timeout", "reject"),
-                    policy_id=effective.policy_id,
-                    min_approvals=effective.min_approvals,
-                    allow_self_approval=effective.allow_self_approval,
-                    reviewers=list(effective.reviewers) if effective.reviewers else None,
-                    require_reason=effective.require_reason,
-                    require_reason_on_approve=effective.require_reason_on_approve,
-                    confirm=effective.confirm,
-                    allowed_decisions=_allowed(detail.get("allowedDecisions")),
-                    allow_edit=detail.get("allowEdit") is not False,
-                    created_at=created,
-                )
-            )
+            approval = {
+                "id": row["approval_id"],
+                "event_id": row["id"],
+                "status": "pending",
+                "title": row.get("title"),
+                "tool": tool,
+                "arguments": detail.get("arguments"),
+                "agent_id": row.get("agent_id"),
+                "thread_id": row.get("thread_id"),
+                "run_id": row.get("run_id"),
+                "source": row["source"],
+                "requested_by": tx.actor,
+                "callback_url": options.get("callback_url"),
+                "timeout_at": iso(datetime.now(UTC) + timedelta(seconds=timeout))
+                if timeout
+                else None,
+                "on_timeout": options.get("on_timeout", "reject"),
+                "policy_id": effective.policy_id,
+                "min_approvals": effective.min_approvals,
+                "allow_self_approval": effective.allow_self_approval,
+                "reviewers": list(effective.reviewers) if effective.reviewers else None,
+                "require_reason": effective.require_reason,
+                "require_reason_on_approve": effective.require_reason_on_approve,
+                "confirm": effective.confirm,
+                "allowed_decisions": _allowed(detail.get("allowedDecisions")),
+                "allow_edit": detail.get("allowEdit") is not False,
+                "claimed_by": None,
+                "claimed_until": None,
+                "created_at": row["created_at"],
+                "resolved_at": None,
+                "resolved_by": None,
+                "decision": None,
+                "comment": None,
+                "answer": None,
+                "edited_arguments": None,
+                "resolution_event_id": None,
+            }
+            await tx.insert(approvals_table, [approval])
             if effective.action == "auto_approve":
-                await finish(tx, row["approval_id"], "approve", SYSTEM_POLICY, request_row=row)
+                answer = await finish(
+                    tx,
+                    row["approval_id"],
+                    "approve",
+                    SYSTEM_POLICY,
+                    request_row=row,
+                    approval_row=approval,
+                )
             elif effective.action == "deny":
                 reason = f"denied by policy {effective.policy_id}"
-                await finish(
-                    tx, row["approval_id"], "reject", SYSTEM_POLICY, comment=reason, request_row=row
+                answer = await finish(
+                    tx,
+                    row["approval_id"],
+                    "reject",
+                    SYSTEM_POLICY,
+                    comment=reason,
+                    request_row=row,
+                    approval_row=approval,
                 )
+            else:
+                answer = approval_json(approval)
+                answer["request"] = to_json(row)
+                answer["resolution"] = None
+            answers[row["approval_id"]] = answer
 
 
 def _allowed(raw: Any) -> list[str] | None:
@@ -218,15 +245,18 @@ async def decide(
                 ],
             )
         )[0]
-        await tx.conn.execute(
-            insert(votes_table).values(
-                approval_id=approval_id,
-                principal=principal,
-                decision="approve",
-                comment=comment,
-                created_at=vote_event["createdAt"],
-                event_id=int(vote_event["id"]),
-            )
+        await tx.insert(
+            votes_table,
+            [
+                {
+                    "approval_id": approval_id,
+                    "principal": principal,
+                    "decision": "approve",
+                    "comment": comment,
+                    "created_at": vote_event["createdAt"],
+                    "event_id": int(vote_event["id"]),
+                }
+            ],
         )
         if not policy.tally(row["min_approvals"], voters):
             return None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from approvals.clock import now_iso
 from approvals.events.log import LogTransaction, new_id
@@ -117,6 +117,6 @@ class Outbox:
     async def _queue(self, tx: LogTransaction, deliveries: list[dict[str, Any]]) -> None:
         if not deliveries:
             return
-        await tx.conn.execute(insert(deliveries_table), deliveries)
+        await tx.insert(deliveries_table, deliveries)
         if self.wake not in tx.after_commit:
             tx.after_commit.append(self.wake)
