@@ -216,8 +216,12 @@ def declared_query(handler: HTTPRouteHandler) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """Answer 400 for a query parameter the operation does not declare, given twice or null."""
+async def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
+    """Answer 400 for a query parameter the operation does not declare, given twice or null.
+
+    ``async`` though it never awaits: Litestar runs a plain function hook in a worker
+    thread, a hand-off per request.
+    """
     known = declared_query(request.route_handler)
     if known is None:
         return

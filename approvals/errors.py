@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -100,7 +101,7 @@ def _body_error(request: Request[Any, Any, Any], key: str, raw: str) -> tuple[st
 def describe(raw: str, field: str, body_type: Any, key: str = "") -> tuple[str, str]:
     """Turn a msgspec validation message into the field at fault and what to do."""
     if match := _UNKNOWN.search(raw):
-        names = _fields_of(body_type) if key in ("", "data") else []
+        names = _fields_of(body_type) if key in ("", "data") else ()
         listed = f" ({', '.join(names)})" if names else ""
         return f"{field}.{match.group(1)}", f"is not a field here{listed}"
     if match := _MISSING.search(raw):
@@ -112,10 +113,16 @@ def describe(raw: str, field: str, body_type: Any, key: str = "") -> tuple[str, 
     return field, raw
 
 
-def _fields_of(body_type: Any) -> list[str]:
+def _fields_of(body_type: Any) -> tuple[str, ...]:
     if isinstance(body_type, type) and issubclass(body_type, msgspec.Struct):
-        return [field.encode_name for field in msgspec.structs.fields(body_type)]
-    return []
+        return _struct_fields(body_type)
+    return ()
+
+
+@functools.cache
+def _struct_fields(struct: type[msgspec.Struct]) -> tuple[str, ...]:
+    # Cached: msgspec resolves the type's annotations anew on each call (about 0.75 ms).
+    return tuple(field.encode_name for field in msgspec.structs.fields(struct))
 
 
 def _choices(body_type: Any, key: str) -> list[str]:

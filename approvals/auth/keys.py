@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -224,6 +224,13 @@ async def verify_key(engine: AsyncEngine, key: str) -> Principal | None:
     )
 
 
+# Run by every write transaction that admitted a cached key: built once.
+_LIVE_KEYS = select(keys_table.c.key_hash, keys_table.c.expires_at).where(
+    keys_table.c.key_hash.in_(bindparam("digests", expanding=True)),
+    keys_table.c.revoked_at.is_(None),
+)
+
+
 class KeyCache:
     """Keys verified lately, so a write can skip its own lookup and confirm in its transaction.
 
@@ -257,14 +264,7 @@ class KeyCache:
 
     async def confirm(self, conn: Any, digests: set[str]) -> dict[str, ApiError]:
         """Refusals for the hashes no longer valid (revoked, deleted, expired), in ``conn``."""
-        rows = (
-            await conn.execute(
-                select(keys_table.c.key_hash, keys_table.c.expires_at).where(
-                    keys_table.c.key_hash.in_(sorted(digests)),
-                    keys_table.c.revoked_at.is_(None),
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_LIVE_KEYS, {"digests": sorted(digests)})).all()
         now = datetime.now(UTC)
         valid = {r[0] for r in rows if not r[1] or _parse_iso(r[1]) > now}
         expired = {r[0]: r[1] for r in rows if r[0] not in valid}
