@@ -504,6 +504,21 @@ def test_timeouts_expire_by_on_timeout(server: Server) -> None:
     assert late.status_code == 409 and "expired" in late.json()["message"]
 
 
+def test_a_nearer_deadline_wakes_the_expiry_loop_sleeping_toward_a_later_one(
+    server: Server,
+) -> None:
+    agent = server.db.key("events:write", "approvals:read")
+    with server.client(agent) as http:
+        later = open_request(http, timeoutSeconds=600)
+        time.sleep(0.5)  # the loop now sleeps toward the 600 s deadline (or its recheck)
+        sooner = open_request(http, timeoutSeconds=1)
+        took = _wait_for(
+            lambda: http.get(f"/v1/approvals/{sooner['id']}").json()["status"] == "expired", 8
+        )
+        assert http.get(f"/v1/approvals/{later['id']}").json()["status"] == "pending"
+    assert took < 2.5  # not the loop's 10 s recheck
+
+
 def test_a_deadline_that_passed_while_the_service_was_down_expires_on_start(
     database: Database, make_server: Callable[..., Server]
 ) -> None:

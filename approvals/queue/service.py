@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approvals.clock import iso, now_iso
+from approvals.clock import iso, now_iso, parse_iso
 from approvals.errors import ApiError, invalid, not_found
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
@@ -470,6 +470,25 @@ async def expire_due(log: EventLog, now: str | None = None) -> int:
             await finish(tx, approval_id, decision, SYSTEM_TIMEOUT, expired=True)
             done += 1
     return done
+
+
+async def next_deadline(engine: AsyncEngine) -> datetime | None:
+    """The earliest deadline of a pending approval, if any has one."""
+    async with engine.connect() as conn:
+        earliest = (
+            await conn.execute(
+                select(func.min(approvals_table.c.timeout_at)).where(
+                    approvals_table.c.status == "pending",
+                    approvals_table.c.timeout_at.is_not(None),
+                )
+            )
+        ).scalar()
+    return parse_iso(earliest) if earliest else None
+
+
+def opens_approval(event: dict[str, Any]) -> bool:
+    """Tell whether a stored event opened an approval (which may bring a new deadline)."""
+    return event.get("approvalId") is not None and event.get("status") == "pending_approval"
 
 
 def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
