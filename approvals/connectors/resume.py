@@ -13,10 +13,11 @@ from approvals.events.log import LogTransaction, events_table
 from approvals.webhooks.outbox import delivery_row
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
-# Run on every decision: built once (see queue.service).
-SOURCE_BY_NAME = select(sources_table.c.id, sources_table.c.resume_url).where(
-    sources_table.c.name == bindparam("name")
-)
+# Sources that resume runs upstream, read once per transaction (a batch decides many).
+RESUMING_SOURCES = select(
+    sources_table.c.name, sources_table.c.id, sources_table.c.resume_url
+).where(sources_table.c.resume_url.is_not(None), sources_table.c.resume_url != "")
+SOURCES = "connectors.resuming"  # tx.extras key
 UPSTREAM_ID = select(events_table.c.external_id).where(events_table.c.id == bindparam("event_id"))
 
 
@@ -24,10 +25,12 @@ async def resume_deliveries(
     tx: LogTransaction, approval: dict[str, Any], resolution: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """A delivery to the resumeUrl of the source that opened this approval, if any."""
-    source = (
-        (await tx.conn.execute(SOURCE_BY_NAME, {"name": approval["source"]})).mappings().first()
-    )
-    if source is None or not source["resume_url"]:
+    resuming = tx.extras.get(SOURCES)
+    if resuming is None:
+        found = (await tx.conn.execute(RESUMING_SOURCES)).mappings()
+        resuming = tx.extras[SOURCES] = {r["name"]: dict(r) for r in found}
+    source = resuming.get(approval["source"])
+    if source is None:
         return []
     upstream_id = (await tx.conn.execute(UPSTREAM_ID, {"event_id": approval["event_id"]})).scalar()
     detail = resolution.get("detail") or {}

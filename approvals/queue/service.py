@@ -29,6 +29,12 @@ SYSTEM_TIMEOUT = "system:timeout"
 # statement per call cost more CPU than SQLite spends running it.
 APPROVAL_BY_ID = select(approvals_table).where(approvals_table.c.id == bindparam("approval_id"))
 EVENT_BY_ID = select(events_table).where(events_table.c.id == bindparam("event_id"))
+# An approval and its request event in one statement (the event's columns prefixed).
+APPROVAL_WITH_REQUEST = (
+    select(approvals_table, *(c.label(f"request_{c.name}") for c in events_table.columns))
+    .join(events_table, events_table.c.id == approvals_table.c.event_id)
+    .where(approvals_table.c.id == bindparam("approval_id"))
+)
 EVENTS_BY_IDS = select(events_table).where(
     events_table.c.id.in_(bindparam("event_ids", expanding=True))
 )
@@ -189,10 +195,9 @@ async def decide(
     Returns the resolved approval's full JSON (as ``fetch_in`` gives it), or None
     when the decision was a vote and the approval stays pending.
     """
-    row = await _load(tx, approval_id)
+    row, request = await _load_with_request(tx, approval_id)
     if row["status"] != "pending":
         raise _conflict(row)
-    request = await _request_event(tx, row)
     detail = request.get("detail") or {}
     allowed = detail.get("allowedDecisions")
     if isinstance(allowed, list) and decision not in allowed:
@@ -365,14 +370,13 @@ async def claim(
     tx: LogTransaction, approval_id: str, principal: str, *, release: bool = False
 ) -> None:
     """Claim a pending request for ``principal`` (or release its claim); log it."""
-    row = await _load(tx, approval_id)
+    row, request = await _load_with_request(tx, approval_id)
     if row["status"] != "pending":
         raise _conflict(row)
     holder = row["claimed_by"] if (row["claimed_until"] or "") > now_iso() else None
     if release and holder != principal:
         raise ApiError(409, "conflict", f"{principal!r} holds no claim on approval {approval_id}")
     until = None if release else iso(datetime.now(UTC) + timedelta(seconds=CLAIM_SECONDS))
-    request = await _request_event(tx, row)
     await tx.append(
         [
             _derived(
@@ -414,6 +418,22 @@ async def _load(tx: LogTransaction, approval_id: str) -> dict[str, Any]:
     if row is None:
         raise not_found(f"approval {approval_id}")
     return dict(row)
+
+
+async def _load_with_request(
+    tx: LogTransaction, approval_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An approval's row and its request event's, in one statement; 404 when there is none."""
+    found = (
+        (await tx.conn.execute(APPROVAL_WITH_REQUEST, {"approval_id": approval_id}))
+        .mappings()
+        .first()
+    )
+    if found is None:
+        raise not_found(f"approval {approval_id}")
+    row = {c.name: found[c.name] for c in approvals_table.columns}
+    request = {c.name: found[f"request_{c.name}"] for c in events_table.columns}
+    return row, request
 
 
 async def _request_event(tx: LogTransaction, row: dict[str, Any]) -> dict[str, Any]:
