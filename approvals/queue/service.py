@@ -28,7 +28,6 @@ SYSTEM_TIMEOUT = "system:timeout"
 # The statements of the decision path, built once: building and cache-keying a new
 # statement per call cost more CPU than SQLite spends running it.
 APPROVAL_BY_ID = select(approvals_table).where(approvals_table.c.id == bindparam("approval_id"))
-EVENT_BY_ID = select(events_table).where(events_table.c.id == bindparam("event_id"))
 # An approval and its request event in one statement (the event's columns prefixed).
 APPROVAL_WITH_REQUEST = (
     select(approvals_table, *(c.label(f"request_{c.name}") for c in events_table.columns))
@@ -288,17 +287,16 @@ async def finish(
     answer: str | None = None,
     arguments: Any = None,
     expired: bool = False,
-    request_row: dict[str, Any] | None = None,
-    approval_row: dict[str, Any] | None = None,
+    request_row: dict[str, Any],
+    approval_row: dict[str, Any],
 ) -> dict[str, Any]:
     """Resolve an approval: its row, its request event, and a new resolution event.
 
     Returns the approval's full JSON, built from the rows in hand.
     """
-    row = approval_row if approval_row is not None else await _load(tx, approval_id)
+    row, request = approval_row, request_row
     status = "expired" if expired else FINAL[decision]
     at = now_iso()
-    request = request_row if request_row is not None else await _request_event(tx, row)
     votes = await _votes(tx, approval_id) if row["min_approvals"] > 1 else []
     event_type = "approval.expired" if expired else "approval.resolved"
     verb = {"approved": "Approved", "rejected": "Rejected", "answered": "Answered"}
@@ -413,13 +411,6 @@ def _derived(request: dict[str, Any], event_type: str, **values: Any) -> dict[st
     }
 
 
-async def _load(tx: LogTransaction, approval_id: str) -> dict[str, Any]:
-    row = (await tx.conn.execute(APPROVAL_BY_ID, {"approval_id": approval_id})).mappings().first()
-    if row is None:
-        raise not_found(f"approval {approval_id}")
-    return dict(row)
-
-
 async def _load_with_request(
     tx: LogTransaction, approval_id: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -434,11 +425,6 @@ async def _load_with_request(
     row = {c.name: found[c.name] for c in approvals_table.columns}
     request = {c.name: found[f"request_{c.name}"] for c in events_table.columns}
     return row, request
-
-
-async def _request_event(tx: LogTransaction, row: dict[str, Any]) -> dict[str, Any]:
-    event = (await tx.conn.execute(EVENT_BY_ID, {"event_id": row["event_id"]})).mappings().one()
-    return dict(event)
 
 
 async def _votes(tx: LogTransaction, approval_id: str) -> list[dict[str, Any]]:
@@ -483,11 +469,19 @@ async def expire_due(log: EventLog, now: str | None = None) -> int:
     done = 0
     for approval_id, on_timeout in due:
         async with log.transaction(SYSTEM_TIMEOUT) as tx:
-            row = await _load(tx, approval_id)
+            row, request = await _load_with_request(tx, approval_id)
             if row["status"] != "pending":
                 continue  # another process, or a human, got there first
             decision = "approve" if on_timeout == "approve" else "reject"
-            await finish(tx, approval_id, decision, SYSTEM_TIMEOUT, expired=True)
+            await finish(
+                tx,
+                approval_id,
+                decision,
+                SYSTEM_TIMEOUT,
+                expired=True,
+                request_row=request,
+                approval_row=row,
+            )
             done += 1
     return done
 
