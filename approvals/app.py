@@ -26,6 +26,7 @@ from approvals.openapi import docs_page
 from approvals.ops import healthz, metrics, readyz
 from approvals.queue import routes as queue
 from approvals.services import Services
+from approvals.sse import App
 from approvals.webhooks import routes as webhooks
 
 STATIC = Path(__file__).resolve().parent / "static"  # a link to ../static in the repository
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/static", directories=[STATIC], include_in_schema=False, opt={"any_query": True}
         ),
     ]
-    return Litestar(
+    return App(
         route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -57,7 +57,7 @@ class Services:
     def build(cls, settings: Settings, url: URL) -> Services:
         """Create the engine, log and broker (nothing runs until ``start``)."""
         engine = make_async_engine(url, settings.database_pool_size)
-        broker = Broker(settings.broker_buffer)
+        broker = Broker(settings.broker_buffer, settings.keepalive_seconds)
         # SQLite has no LISTEN: processes on one file wake each other with datagrams.
         folder = None if is_postgres(url) else wake_dir(url)
         wakeup = Wakeup(folder, broker) if folder is not None else None

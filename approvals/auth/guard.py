@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -66,11 +66,11 @@ def requires(scope: str, cached: bool = False) -> Any:
     return guard
 
 
-def held_stream(connection: ASGIConnection[Any, Any, Any, Any], body: AsyncIterator[Any]) -> Any:
-    """Count ``body`` as one of the caller's open streams, or refuse it with 429.
+def hold_stream(connection: ASGIConnection[Any, Any, Any, Any]) -> Callable[[], None]:
+    """Count one more open stream for the caller, or refuse it with 429; return the release.
 
     ``APPROVALS_MAX_STREAMS_PER_KEY`` caps the SSE streams one key holds open on
-    one instance; the count drops when the stream ends for any reason.
+    one instance; the stream's response calls the release when it ends for any reason.
     """
     services = connection.app.state.services
     name = connection.state.principal.name
@@ -81,11 +81,12 @@ def held_stream(connection: ASGIConnection[Any, Any, Any, Any], body: AsyncItera
             5,
         )
 
-    async def counted() -> AsyncIterator[Any]:
-        try:
-            async for chunk in body:
-                yield chunk
-        finally:
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
             services.streams.leave(name)
 
-    return counted()
+    return release

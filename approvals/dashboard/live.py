@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, get
-from litestar.response import Stream
 
 from approvals.dashboard import queries, session
 from approvals.dashboard.presence import PRESENCE
@@ -23,6 +22,7 @@ from approvals.errors import ApiError
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.events.schema import parse_position
 from approvals.queue import service
+from approvals.sse import EventStream
 
 APPROVAL_EVENTS = ("approval.resolved", "approval.expired", "approval.vote")
 CLAIM_EVENTS = ("approval.claimed", "approval.released")
@@ -105,9 +105,7 @@ class View:
         return f'<div hx-swap-oob="afterbegin:#inbox">{row}</div>'
 
 
-async def fragments(
-    view: View, position: int, resume: bool, keepalive: float
-) -> AsyncIterator[bytes]:
+async def fragments(view: View, position: int, resume: bool) -> AsyncIterator[bytes]:
     """Yield the current state (unless resuming), then a message per relevant event."""
     services = view.services
     broker = services.broker
@@ -118,16 +116,14 @@ async def fragments(
         if not resume:
             position = broker.head
             yield message(await view.current(), position)
-        async for chunk in _follow(view, position, keepalive, watching):
+        async for chunk in _follow(view, position, watching):
             yield chunk
     finally:
         if watching:
             PRESENCE.leave(view.approval_id, token)
 
 
-async def _follow(
-    view: View, position: int, keepalive: float, watching: bool
-) -> AsyncIterator[bytes]:
+async def _follow(view: View, position: int, watching: bool) -> AsyncIterator[bytes]:
     services = view.services
     broker, log = services.broker, services.log
     changed = PRESENCE.changed(view.approval_id) if watching else None
@@ -147,10 +143,10 @@ async def _follow(
                     yield message(html, position)
             continue
         if changed is None:
-            if not await broker.wait(position, keepalive):
+            if not await broker.next(position):
                 yield b": keepalive\n\n"
             continue
-        waiting = asyncio.ensure_future(broker.wait(position, keepalive))
+        waiting = asyncio.ensure_future(broker.next(position))
         viewers = asyncio.ensure_future(changed.wait())
         done, _ = await asyncio.wait({waiting, viewers}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
@@ -169,7 +165,7 @@ async def _follow(
     media_type="text/event-stream",
     opt={"any_query": True},
 )
-async def stream(request: Request[Any, Any, Any]) -> Stream:
+async def stream(request: Request[Any, Any, Any]) -> EventStream:
     """The live fragments for the page that opened the stream (session required)."""
     current = await session.read(request)
     engine = request.app.state.services.engine
@@ -190,7 +186,4 @@ async def stream(request: Request[Any, Any, Any]) -> Stream:
     view = View(services, current.csrf, params, current.user)
     if view.kind == "approval":
         await service.fetch(services.engine, view.approval_id)  # 404 for an unknown id
-    return Stream(
-        fragments(view, last or 0, last is not None, services.settings.keepalive_seconds),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(fragments(view, last or 0, last is not None))

@@ -48,13 +48,17 @@ def encode_frame(event: dict[str, Any]) -> bytes:
 class Broker:
     """Holds the recent tail of the log and wakes subscribers when it grows."""
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, keepalive: float = 15.0) -> None:
         self.capacity = max(capacity, 100)
+        self.keepalive = keepalive
         self.head = 0  # every event with floor < id <= head is in the ring
         self.floor = 0
         self._ids: list[int] = []
         self._items: list[Item] = []
         self._waiters: set[asyncio.Future[bool]] = set()
+        # Streams wait without a timer each: one shared tick per keepalive period wakes them.
+        self._streams: set[asyncio.Future[bool]] = set()
+        self._ticker: asyncio.TimerHandle | None = None
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.subscribers = 0
@@ -98,6 +102,15 @@ class Broker:
             del self._items[:cut]
         if self.on_added is not None:
             self.on_added(items)
+        self._release(True)
+
+    def _release(self, grew: bool) -> None:
+        streams, self._streams = self._streams, set()
+        for waiter in streams:
+            if not waiter.done():
+                waiter.set_result(grew)
+        if not grew:
+            return
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.done():
@@ -124,13 +137,35 @@ class Broker:
             handle.cancel()
             self._waiters.discard(waiter)
 
+    async def next(self, position: int) -> bool:
+        """Wait until the head passes ``position`` (True) or the next keepalive tick (False).
+
+        The tick is shared: every stream idle at that moment sends its keepalive then, so
+        no stream goes longer than ``keepalive`` seconds without a write, and waiting costs
+        no timer per wake-up.
+        """
+        if self.head > position:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._streams.add(waiter)
+        try:
+            return await waiter
+        finally:
+            self._streams.discard(waiter)
+
+    def _tick(self) -> None:
+        self._release(False)
+        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
+
     def start(
         self,
         read_after: Callable[[int], Awaitable[list[dict[str, Any]]]],
         poll_seconds: float,
     ) -> None:
-        """Run the tailer: on a kick or every ``poll_seconds``, read what follows the head."""
+        """Run the tailer (on a kick or every ``poll_seconds``, read what follows the head)
+        and the keepalive tick."""
         self._task = asyncio.create_task(self._tail(read_after, poll_seconds))
+        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
 
     async def stop(self) -> None:
         """Stop the tailer and release every waiting subscriber."""
@@ -139,7 +174,10 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for waiter in self._waiters:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        for waiter in (*self._waiters, *self._streams):
             if not waiter.done():
                 waiter.set_result(False)
 

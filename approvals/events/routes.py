@@ -7,14 +7,15 @@ from typing import Annotated, Any, cast
 from litestar import Request, get, post
 from litestar.enums import MediaType
 from litestar.params import Parameter
-from litestar.response import Response, Stream
+from litestar.response import Response
 
-from approvals.auth.guard import held_stream, requires
+from approvals.auth.guard import hold_stream, requires
 from approvals.contract import WRITE_ERRORS, convert, errors
 from approvals.errors import not_found
 from approvals.events.filters import EventFilter
 from approvals.events.schema import EventOut, EventPage, parse_batch, parse_position
 from approvals.events.stream import Start, page_json, resolve_start, subscribe
+from approvals.sse import EventStream
 
 MAX_PAGE = 1000
 TAGS = ["events"]
@@ -132,21 +133,17 @@ async def get_events(
     else:
         start = Start(origin="live")
     position = await resolve_start(start, services.log, services.broker, where)
-    stream = Stream(
-        held_stream(
-            request,
-            subscribe(
-                log=services.log,
-                broker=services.broker,
-                where=where,
-                position=position,
-                origin=start.origin,
-                keepalive=services.settings.keepalive_seconds,
-                retry_ms=services.settings.retry_ms,
-            ),
+    release = hold_stream(request)
+    stream = EventStream(
+        subscribe(
+            log=services.log,
+            broker=services.broker,
+            where=where,
+            position=position,
+            origin=start.origin,
+            retry_ms=services.settings.retry_ms,
         ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        release=release,
     )
     return cast("Response[EventPage]", stream)
 

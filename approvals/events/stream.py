@@ -12,7 +12,7 @@ import msgspec
 from approvals.events.broker import Broker, encode_frame
 from approvals.events.filters import EventFilter
 from approvals.events.log import EventLog
-from approvals.metrics import FANOUT_LAG, SUBSCRIBERS
+from approvals.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
 
 KEEPALIVE = b": keepalive\n\n"
 REPLAY_PAGE = 500
@@ -47,7 +47,6 @@ async def subscribe(
     where: EventFilter,
     position: int,
     origin: str,
-    keepalive: float,
     retry_ms: int,
 ) -> AsyncIterator[bytes]:
     """Yield SSE bytes: ``connected``, then every matching event after ``position``."""
@@ -63,6 +62,7 @@ async def subscribe(
     yield b"retry: %d\nevent: connected\ndata: %s\n\n" % (retry_ms, msgspec.json.encode(hello))
     broker.subscribers += 1
     SUBSCRIBERS.inc()
+    sampled = lag_sampled()
     try:
         while True:
             items = broker.since(position)
@@ -78,10 +78,11 @@ async def subscribe(
                 chunk = [item.frame for item in items if where.matches(item.event)]
                 position = items[-1].id
                 if chunk:
-                    FANOUT_LAG.observe(time.monotonic() - items[-1].added)
+                    if sampled:
+                        FANOUT_LAG.observe(time.monotonic() - items[-1].added)
                     yield b"".join(chunk)
                 continue
-            if not await broker.wait(position, keepalive):
+            if not await broker.next(position):
                 yield KEEPALIVE
     finally:
         broker.subscribers -= 1

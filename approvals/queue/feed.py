@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from approvals.auth.keys import Principal
 from approvals.events.log import head_table
-from approvals.metrics import FANOUT_LAG, SUBSCRIBERS
+from approvals.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
 from approvals.queue import policy, service
 
 KEEPALIVE = b": keepalive\n\n"
@@ -185,7 +185,6 @@ async def follow(
     *,
     after: int | None,
     origin: str,
-    keepalive: float,
     retry_ms: int,
 ) -> AsyncIterator[bytes]:
     """Yield the feed: ``connected``, a snapshot unless resuming, then every change."""
@@ -203,6 +202,7 @@ async def follow(
         yield message("snapshot", position, {"approvals": pending})
     broker.subscribers += 1
     SUBSCRIBERS.inc()
+    sampled = lag_sampled()
     try:
         while True:
             items = broker.since(position)
@@ -222,10 +222,11 @@ async def follow(
                         frames.append(frame)
                 position = items[-1].id
                 if frames:
-                    FANOUT_LAG.observe(time.monotonic() - items[-1].added)
+                    if sampled:
+                        FANOUT_LAG.observe(time.monotonic() - items[-1].added)
                     yield b"".join(frames)
                 continue
-            if not await broker.wait(position, keepalive):
+            if not await broker.next(position):
                 yield KEEPALIVE
     finally:
         broker.subscribers -= 1

@@ -15,7 +15,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select
 
 from approvals import audit
-from approvals.auth.guard import held_stream, requires
+from approvals.auth.guard import hold_stream, requires
 from approvals.clock import now_iso
 from approvals.contract import WRITE_ERRORS, convert, errors
 from approvals.errors import ApiError, not_found
@@ -39,6 +39,7 @@ from approvals.queue.schema import (
     policy_values,
     request_row,
 )
+from approvals.sse import EventStream
 
 MAX_WAIT = 60.0
 MAX_LIMIT = 500
@@ -186,20 +187,12 @@ async def stream_approvals(
     origin = (
         "last-event-id" if resume is not None else ("after" if after_id is not None else "live")
     )
-    return Stream(
-        held_stream(
-            request,
-            feed.follow(
-                services,
-                where,
-                after=start,
-                origin=origin,
-                keepalive=services.settings.keepalive_seconds,
-                retry_ms=services.settings.retry_ms,
-            ),
+    release = hold_stream(request)
+    return EventStream(
+        feed.follow(
+            services, where, after=start, origin=origin, retry_ms=services.settings.retry_ms
         ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        release=release,
     )
 
 
