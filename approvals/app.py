@@ -12,6 +12,7 @@ from litestar import Litestar, Response
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
+from approvals.asgi import HSTS, SECURITY_HEADERS, App
 from approvals.config import Settings
 from approvals.connectors import routes as sources
 from approvals.contract import ApiRequest, refuse_unknown_query
@@ -26,26 +27,16 @@ from approvals.openapi import docs_page
 from approvals.ops import healthz, metrics, readyz
 from approvals.queue import routes as queue
 from approvals.services import Services
-from approvals.sse import App
 from approvals.webhooks import routes as webhooks
 
 STATIC = Path(__file__).resolve().parent / "static"  # a link to ../static in the repository
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 async def security_headers(response: Response[Any]) -> Response[Any]:
     """Add CSP (no inline scripts), framing and sniffing protection to every answer."""
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
-
-
-HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 async def strict_transport(message: Message, scope: Scope) -> None:

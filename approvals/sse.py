@@ -6,7 +6,7 @@ middleware's wrapper around every chunk. For one subscriber that is nothing; for
 thousands of subscribers woken by every event it was a fifth of the server's
 fan-out time. ``EventStream`` sends the status line and headers the usual way
 (so hooks, security headers and cookies still apply), then writes body chunks
-with the server's own ``send``, which ``App`` keeps in the scope. A second task
+with the server's own ``send``, which ``approvals.asgi.App`` keeps in the scope. A second task
 waits for the client's disconnect, as Litestar's does.
 """
 
@@ -24,18 +24,9 @@ from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse, Stream
 from litestar.types import Receive, Scope, Send
 
-RAW_SEND = "approvals.raw_send"
+from approvals.asgi import RAW_SEND
+
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class App(Litestar):
-    """The Litestar application, keeping the server's ``send`` for ``EventStream``."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Remember the server's ``send`` in an HTTP scope, then serve as Litestar does."""
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
-        await super().__call__(scope, receive, send)
 
 
 class EventStream(Stream):

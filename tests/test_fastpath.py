@@ -1,0 +1,109 @@
+"""``POST /v1/events`` once the key is cached: the fast path answers as the documented route.
+
+A key's first write is served by the Litestar route, which verifies and caches
+the key; later writes with it take ``approvals.events.fastpath``. Every test
+here makes a first write, then checks what later ones answer and store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from test_security import new_key
+
+from conftest import Database, Server
+
+VOLATILE = {"date", "content-length"}
+
+
+def test_cached_key_posts_answer_like_the_first_and_like_a_read(server: Server) -> None:
+    key = server.db.key("events:write", "events:read")
+    with server.client(key) as http:
+        first = http.post("/v1/events", json={"type": "tick", "title": "one"})
+        single = http.post("/v1/events", json={"type": "tick", "title": "two", "runId": "r1"})
+        batch = http.post("/v1/events", json=[{"type": "tick"}, {"type": "tock"}])
+        for answer in (first, single, batch):
+            assert answer.status_code == 201, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        names = {n for n in first.headers if n not in VOLATILE}
+        assert {n for n in single.headers if n not in VOLATILE} == names
+        assert isinstance(single.json(), dict) and len(batch.json()) == 2
+        for event in [first.json(), single.json(), *batch.json()]:
+            assert http.get(f"/v1/events/{event['id']}").json() == event
+        assert single.json()["runId"] == "r1" and single.json()["source"] == "api"
+        again = http.post(  # a repeated source and externalId answers the stored event
+            "/v1/events", json={"type": "tick", "source": "s", "externalId": "x1"}
+        )
+        repeat = http.post("/v1/events", json={"type": "tock", "source": "s", "externalId": "x1"})
+        assert repeat.json() == again.json()
+    assert server.db.scalar("SELECT count(*) FROM events") == 5
+
+
+def test_refusals_after_the_key_is_cached_are_the_documented_ones(
+    database: Database, make_server: Callable[..., Server]
+) -> None:
+    server = make_server(database, approvals_max_body_bytes="2000")
+    key = database.key("events:write")
+    reader = database.key("events:read")
+    with server.client(key) as http:
+        assert http.post("/v1/events", json={"type": "tick"}).status_code == 201
+        cases = [
+            (http.post("/v1/events", content=b"{nope"), 400, "body"),
+            (http.post("/v1/events", json={"type": 5}), 422, "body.type"),
+            (http.post("/v1/events", json=[]), 422, "body"),
+            (http.post("/v1/events", json={"type": "x", "colour": "red"}), 422, "body.colour"),
+            (
+                http.post(
+                    "/v1/events", content=b'{"type":"x"}', headers={"Content-Type": "text/plain"}
+                ),
+                415,
+                "Content-Type",
+            ),
+            (http.post("/v1/events", params={"dry": "1"}, json={"type": "x"}), 400, None),
+            (http.post("/v1/events", json={"type": "x", "detail": "y" * 3000}), 413, None),
+        ]
+        for answer, status, field in cases:
+            assert answer.status_code == status, answer.text
+            assert answer.json()["error"] in ("invalid", "too_large"), answer.text
+            if field is not None:
+                assert answer.json()["field"] == field, answer.text
+    with server.client(reader) as http:
+        assert http.get("/v1/events", params={"tail": "1"}).status_code == 200  # now cached
+        refused = http.post("/v1/events", json={"type": "tick"})
+        assert refused.status_code == 403 and "'events:write'" in refused.json()["message"]
+    assert database.scalar("SELECT count(*) FROM events") == 1
+
+
+def test_a_cached_key_over_its_rate_gets_429_and_stores_nothing_more(
+    database: Database, make_server: Callable[..., Server]
+) -> None:
+    server = make_server(database)
+    key = new_key(database, "agent", "--scope", "events:write", "--rate", "1/s burst 3")
+    before = database.scalar("SELECT count(*) FROM events")  # the key's audit event
+    with server.client(key) as http:
+        answers = [http.post("/v1/events", json={"type": "tick"}) for _ in range(6)]
+    codes = [a.status_code for a in answers]
+    assert codes[:3] == [201, 201, 201] and codes[3:] == [429, 429, 429], codes
+    refused = answers[3]
+    assert refused.json()["error"] == "rate_limited"
+    assert "'agent'" in refused.json()["message"] and "1/s burst 3" in refused.json()["message"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["x-frame-options"] == "DENY"
+    assert database.scalar("SELECT count(*) FROM events") == before + 3
+
+
+def test_hsts_on_fast_posts_only_over_https_from_a_trusted_proxy(
+    sqlite_database: Database, make_server: Callable[..., Server]
+) -> None:
+    server = make_server(sqlite_database, approvals_trusted_proxies="127.0.0.1")
+    key = sqlite_database.key("events:write")
+    with server.client(key) as http:
+        assert http.post("/v1/events", json={"type": "tick"}).status_code == 201
+        plain = http.post("/v1/events", json={"type": "tick"})
+        secure = http.post(
+            "/v1/events", json={"type": "tick"}, headers={"X-Forwarded-Proto": "https"}
+        )
+    assert "strict-transport-security" not in plain.headers
+    assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
