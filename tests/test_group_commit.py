@@ -117,3 +117,41 @@ def test_a_write_that_leaves_the_database_still_commits_once(database: Database)
     answers, _ = asyncio.run(_run(database.url, work, Wanders()))
     assert [a[0]["title"] for a in answers] == [f"w{n}" for n in range(5)]
     assert [t for _, t, _ in _stored(database)] == [f"w{n}" for n in range(5)]
+
+
+class Sees:
+    """An append hook that reads the log in the transaction, as approval opening does."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        latest = (await tx.conn.execute(text("SELECT max(id) FROM events"))).scalar_one()
+        self.seen.append((int(latest), max(int(row["id"]) for row in rows)))
+
+
+def test_statements_in_a_group_see_every_event_appended_before_them(database: Database) -> None:
+    # On PostgreSQL appended events are held back and sent as one INSERT before the next
+    # statement: each statement must still see them, whatever columns each request set.
+    sees = Sees()
+
+    async def work(log: EventLog, hook: Poison) -> Any:
+        bodies = [
+            {"type": "token", "title": "plain"},
+            {"type": "token", "detail": {"k": 1}, "created_at": "2026-01-02T03:04:05.000Z"},
+            {"type": "token", "agent_id": "a1", "thread_id": "t1"},
+        ]
+        return await asyncio.gather(
+            *(log.append([dict(bodies[n % 3])]) for n in range(30)), return_exceptions=True
+        )
+
+    answers, _ = asyncio.run(_run(database.url, work, sees))
+    assert all(isinstance(a, list) for a in answers), answers
+    assert sees.seen and all(latest == mine for latest, mine in sees.seen)
+    stored = _stored(database)
+    assert [i for i, _, _ in stored] == sorted(int(a[0]["id"]) for a in answers)
+    assert answers[1][0]["createdAt"] == "2026-01-02T03:04:05.000Z"
+    assert answers[1][0]["detail"] == {"k": 1} and answers[2][0]["agentId"] == "a1"

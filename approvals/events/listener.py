@@ -14,7 +14,7 @@ log = logging.getLogger("approvals.listener")
 
 
 async def listen(dsn: str, broker: Broker) -> None:
-    """Kick the broker on every notification; reconnect when the connection drops."""
+    """Kick the broker on each notification of a head it lacks; reconnect when dropped."""
     delay = 0.5
     while True:
         try:
@@ -22,8 +22,11 @@ async def listen(dsn: str, broker: Broker) -> None:
                 await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 delay = 0.5
                 broker.kick()  # catch up on anything appended while not listening
-                async for _ in conn.notifies():
-                    broker.kick()
+                async for note in conn.notifies():
+                    # The payload is the head the notifying commit left (empty from
+                    # older versions): a head this process holds needs no read.
+                    if not (note.payload.isdigit() and int(note.payload) <= broker.head):
+                        broker.kick()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

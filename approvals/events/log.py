@@ -35,6 +35,17 @@ NOTIFY_CHANNEL = "approvals_log"
 # SET takes the columns the parameters name (built once: see queue.service).
 EVENT_UPDATE = update(events_table).where(events_table.c.id == bindparam("event_id"))
 _INSERTS: dict[str, Any] = {}
+# The payload is the new head, so a process that already holds it (its own commit) skips
+# the read a notification would otherwise cost.
+# The first statement of every write transaction: takes the head row's lock (see above).
+HEAD_LOCK = (
+    update(head_table)
+    .where(head_table.c.id == 1)
+    .values(last_id=head_table.c.last_id)
+    .returning(head_table.c.last_id)
+)
+HEAD_UPDATE = update(head_table).where(head_table.c.id == 1).values(last_id=bindparam("head"))
+NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', :head)")
 logger = logging.getLogger("approvals.log")
 
 
@@ -114,7 +125,11 @@ class LogTransaction:
             for hook in self.hooks:
                 hook.prepare(self, fresh)
         if fresh:
-            await self.insert(events_table, fresh)
+            deferred = getattr(self.conn, "defer_events", None)
+            if deferred is not None:
+                deferred(fresh)
+            else:
+                await self.insert(events_table, fresh)
             for hook in self.hooks:
                 await hook.after(self, fresh)
             self.appended.extend(fresh)
@@ -153,14 +168,69 @@ class LogTransaction:
         if fast is not None:
             fast(table, rows)
             return
-        statement = _INSERTS.get(table.name)
-        if statement is None:
-            statement = _INSERTS[table.name] = insert(table)
-        await self.conn.execute(statement, rows)
+        await self.conn.execute(_insert_statement(table), rows)
 
     async def update_event(self, event_id: int, **values: Any) -> None:
         """Set an event's resolution fields (the one sanctioned change to a stored event)."""
         await self.conn.execute(EVENT_UPDATE, {"event_id": event_id, **values})
+
+
+def _insert_statement(table: Any) -> Any:
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = insert(table)
+    return statement
+
+
+def _after_flush(name: str) -> Any:
+    async def method(self: DeferringConnection, *args: Any, **kwargs: Any) -> Any:
+        await self.flush()
+        return await getattr(self.conn, name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"``AsyncConnection.{name}``, after the held events."
+    return method
+
+
+class DeferringConnection:
+    """An async connection that holds appended events until anything else runs.
+
+    On PostgreSQL each statement is a round trip, and a group commit of single
+    posts made one INSERT per request. Event rows wait here until the next
+    statement of any kind (or the commit) and then go as one multi-row INSERT
+    per column set, first: every statement still sees every event appended
+    before it, and a failing INSERT still fails the transaction before commit.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._events: list[dict[str, Any]] = []
+
+    def defer_events(self, rows: list[dict[str, Any]]) -> None:
+        """Hold event rows for the next flush."""
+        self._events.extend(rows)
+
+    async def flush(self) -> None:
+        """INSERT the held events."""
+        if not self._events:
+            return
+        rows, self._events = self._events, []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row), []).append(row)
+        for group in groups.values():
+            await self.conn.execute(_insert_statement(events_table), group)
+
+    # Every way of running a statement flushes the held events first.
+    execute = _after_flush("execute")
+    scalar = _after_flush("scalar")
+    scalars = _after_flush("scalars")
+    exec_driver_sql = _after_flush("exec_driver_sql")
+    run_sync = _after_flush("run_sync")
+    stream = _after_flush("stream")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
 
 
 class EventLog:
@@ -197,22 +267,18 @@ class EventLog:
         async with self._local_writer, self.engine.connect() as conn:
             await conn.begin()
             try:
-                head = (
-                    await conn.execute(
-                        update(head_table)
-                        .where(head_table.c.id == 1)
-                        .values(last_id=head_table.c.last_id)
-                        .returning(head_table.c.last_id)
-                    )
-                ).scalar_one()
-                tx = LogTransaction(conn, head, self.hooks, actor)
+                head = (await conn.execute(HEAD_LOCK)).scalar_one()
+                deferring = DeferringConnection(conn) if self.postgres else None
+                tx = LogTransaction(cast(Any, deferring or conn), head, self.hooks, actor)
                 yield tx
+                if deferring is not None:
+                    await deferring.flush()
                 if tx.head != tx.start:
-                    await conn.execute(
-                        update(head_table).where(head_table.c.id == 1).values(last_id=tx.head)
-                    )
+                    await conn.execute(HEAD_UPDATE, {"head": tx.head})
                     if self.postgres:
-                        await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                        await conn.execute(
+                            NOTIFY, {"channel": NOTIFY_CHANNEL, "head": str(tx.head)}
+                        )
                 await conn.commit()
                 tx.committed = True
             except BaseException:
