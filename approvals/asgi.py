@@ -2,8 +2,8 @@
 
 ``App`` is the Litestar application with two additions, both for the hot paths:
 the server's own ``send`` is kept in each HTTP scope (``approvals.sse`` writes
-stream bodies with it), and ``POST /v1/events`` in its common form is answered
-by ``approvals.events.fastpath`` before Litestar routes it.
+stream bodies with it), and ``POST /v1/events`` and a decision, in their common
+form, are answered by ``approvals.events.fastpath`` before Litestar routes them.
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ class App(Litestar):
         """Serve one ASGI connection."""
         if scope["type"] == "http":
             scope[RAW_SEND] = send
-            if fastpath.takes(scope):
+            fast = fastpath.route_of(scope)
+            if fast is not None:
+                route, path_id = fast
                 headers = [*_ENCODED, HSTS] if scope.get("scheme") == "https" else _ENCODED
                 services = self.state.services
-                receive = await fastpath.serve(services, scope, receive, send, headers)
+                receive = await fastpath.serve(
+                    route, path_id, services, scope, receive, send, headers
+                )
                 if receive is None:
                     return
         await super().__call__(scope, receive, send)

@@ -107,3 +107,42 @@ def test_hsts_on_fast_posts_only_over_https_from_a_trusted_proxy(
         )
     assert "strict-transport-security" not in plain.headers
     assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+def test_decisions_with_a_cached_key_answer_as_the_documented_route(server: Server) -> None:
+    agent = server.db.key("events:write", name="agent")
+    reviewer = server.db.key("approvals:resolve", "approvals:read", name="reviewer")
+    with server.client(agent) as http:
+        ids = [http.post("/v1/approvals", json={"title": f"t{n}"}).json()["id"] for n in range(4)]
+    with server.client(reviewer) as http:
+        first = http.post(f"/v1/approvals/{ids[0]}/decision", json={"decision": "approve"})
+        cached = http.post(
+            f"/v1/approvals/{ids[1]}/decision", json={"decision": "reject", "comment": "no"}
+        )
+        for answer in (first, cached):
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.headers["x-frame-options"] == "DENY"
+            assert http.get(f"/v1/approvals/{answer.json()['id']}").json() == answer.json()
+        assert cached.json()["status"] == "rejected" and cached.json()["resolvedBy"] == "reviewer"
+        assert cached.json()["resolution"]["detail"]["comment"] == "no"
+        again = http.post(f"/v1/approvals/{ids[1]}/decision", json={"decision": "approve"})
+        assert again.status_code == 409 and again.json()["error"] == "conflict"
+        missing = http.post("/v1/approvals/apr_nope/decision", json={"decision": "approve"})
+        assert missing.status_code == 404 and "apr_nope" in missing.json()["message"]
+        refusals = [
+            (http.post(f"/v1/approvals/{ids[2]}/decision", json={"decision": "maybe"}), 422),
+            (http.post(f"/v1/approvals/{ids[2]}/decision", json={"decision": "answer"}), 422),
+            (http.post(f"/v1/approvals/{ids[2]}/decision", json={"decision": 1}), 422),
+            (http.post(f"/v1/approvals/{ids[2]}/decision", content=b"[1"), 400),
+        ]
+        for answer, status in refusals:
+            assert answer.status_code == status, answer.text
+            assert answer.json()["error"] == "invalid" and answer.json()["field"].startswith("body")
+        assert "must be one of" in refusals[0][0].json()["message"]
+        assert http.get(f"/v1/approvals/{ids[2]}").json()["status"] == "pending"
+        answered = http.post(f"/v1/approvals/{ids[3]}/decision", json={"decision": "approve"})
+        assert answered.json()["status"] == "approved"
+    with server.client(agent) as http:  # cached too, but without approvals:resolve
+        refused = http.post(f"/v1/approvals/{ids[2]}/decision", json={"decision": "approve"})
+        assert refused.status_code == 403 and "approvals:resolve" in refused.json()["message"]

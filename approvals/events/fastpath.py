@@ -1,21 +1,26 @@
-"""``POST /v1/events`` for the common case, served as plain ASGI ahead of Litestar.
+"""The two hottest writes, served as plain ASGI ahead of Litestar in their common form.
 
-Agents post one event per token or tool call, so this request is the one the
-service serves most. Litestar's generic path (routing, a copy of the handler
-per guard, response objects, send wrappers) cost as much CPU as the append
-itself. This path takes a request only when it can answer it without anything
-Litestar adds: no query string, a JSON body with a ``Content-Length`` within
-the limit, and a key already verified (cached) that holds ``events:write``.
-It runs the same checks (``decode_body``, ``parse_batch``, the key's rate) and
-the same append as ``approvals.events.routes.post_events``. Anything else is
-handed to Litestar with the body replayed, so every refusal that needs more
-than the cached key (401, 403, 413, 415 and every 400 or 422 about the body) is
-answered by the one documented route, in its words.
+Agents post one event per token or tool call (``POST /v1/events``), and an
+incident queue means hundreds of decisions in minutes
+(``POST /v1/approvals/{id}/decision``). For both, Litestar's generic path
+(routing, a copy of the handler per guard, response objects, send wrappers)
+cost about as much CPU as the write itself. This path takes such a request
+only when it can answer it without anything Litestar adds: no query string, a
+JSON body with a ``Content-Length`` within the limit, and a key already
+verified (cached) that holds the route's scope. It runs the same checks (the
+body's, then the key's rate) and the same write as the documented route, and
+answers the same JSON. Anything else, and any body the checks refuse, is
+handed to Litestar with the body replayed, so every refusal that comes before
+the write (401, 403, 413, 415 and every 400 or 422 about the body) is answered
+by the one documented route, in its words. Refusals of the write itself (the
+rate, a revoked key, 404, 409) are answered here, in the same JSON.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -23,29 +28,80 @@ import msgspec
 from approvals.contract import JSON_TYPES, convert, decode_body
 from approvals.errors import ApiError, error_body, rate_limited
 from approvals.events.schema import EventOut, parse_batch
+from approvals.queue import service
+from approvals.queue.schema import ApprovalOut, DecisionIn, check_decision
 
 log = logging.getLogger("approvals")
 
-PATH = "/v1/events"
-SCOPE = "events:write"
-_MANY = list[EventOut]
-
-
-def takes(scope: dict[str, Any]) -> bool:
-    """Whether this request is one the fast path may try."""
-    return (
-        scope["type"] == "http"
-        and scope["path"] == PATH
-        and scope["method"] == "POST"
-        and not scope["query_string"]
-    )
-
-
 Headers = list[tuple[bytes, bytes]]
+DECISION_PREFIX, DECISION_SUFFIX = "/v1/approvals/", "/decision"
+MAX_ID = 200  # the documented route's limit on an approval id
+
+
+@dataclass(frozen=True)
+class Route:
+    """One fast route: the scope its key needs, its body check and its write.
+
+    ``check`` turns the decoded body (and the path's id) into what ``write`` takes,
+    raising ``ApiError`` or ``msgspec.ValidationError`` to hand the request to
+    Litestar; ``write`` answers ``(status, JSON-ready value)`` or raises ``ApiError``.
+    """
+
+    name: str
+    scope: str
+    check: Callable[[Any, str], Any]
+    write: Callable[[Any, Any, Any], Awaitable[tuple[int, Any]]]
+
+
+def _check_events(raw: Any, _: str) -> tuple[Any, list[dict[str, Any]]]:
+    return raw, parse_batch(raw)
+
+
+async def _append(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+    raw, rows = checked
+    stored = await services.log.append(rows, principal.name, principal.confirm)
+    events = convert(stored, list[EventOut])
+    return 201, events if isinstance(raw, list) else events[0]
+
+
+def _check_decision(raw: Any, approval_id: str) -> tuple[str, dict[str, Any]]:
+    return approval_id, check_decision(msgspec.convert(raw, DecisionIn, strict=True))
+
+
+async def _decide(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+    approval_id, values = checked
+    approval = await service.decide_one(
+        services.log, approval_id, principal.name, principal.confirm, values
+    )
+    return 200, convert(approval, ApprovalOut)
+
+
+EVENTS = Route("POST /v1/events", "events:write", _check_events, _append)
+DECISION = Route("POST /v1/approvals/{id}/decision", "approvals:resolve", _check_decision, _decide)
+
+
+def route_of(scope: dict[str, Any]) -> tuple[Route, str] | None:
+    """The fast route this request may take, with the id in its path, or None."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
+        return None
+    path = scope["path"]
+    if path == "/v1/events":
+        return EVENTS, ""
+    if path.startswith(DECISION_PREFIX) and path.endswith(DECISION_SUFFIX):
+        approval_id = path[len(DECISION_PREFIX) : -len(DECISION_SUFFIX)]
+        if approval_id and "/" not in approval_id and len(approval_id) <= MAX_ID:
+            return DECISION, approval_id
+    return None
 
 
 async def serve(
-    services: Any, scope: dict[str, Any], receive: Any, send: Any, headers: Headers
+    route: Route,
+    path_id: str,
+    services: Any,
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    headers: Headers,
 ) -> Any:
     """Answer the request and return None, or return the ``receive`` Litestar should use.
 
@@ -61,7 +117,7 @@ async def serve(
             length = value
     scheme, _, token = authorization.decode("latin-1").partition(" ")
     principal = services.keys.get(token.strip()) if scheme.lower() == "bearer" else None
-    if principal is None or not principal.allows(SCOPE):
+    if principal is None or not principal.allows(route.scope):
         return receive
     kind = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
     if kind and not (kind == JSON_TYPES[0] or kind.endswith(JSON_TYPES[1])):
@@ -78,31 +134,28 @@ async def serve(
             break
     body = b"".join(chunks)
     try:
-        raw = decode_body(body)
-        rows = parse_batch(raw)
-    except ApiError:
+        checked = route.check(decode_body(body), path_id)
+    except (ApiError, msgspec.ValidationError):
         return _replay(body, receive)
     try:
         wait = await services.rates.take(principal.name, principal.rate)
         if wait:
             rate = principal.rate or services.rates.default
             raise rate_limited(f"the key {principal.name!r} is over its rate of {rate}", wait)
-        stored = await services.log.append(rows, principal.name, principal.confirm)
+        status, value = await route.write(services, principal, checked)
     except ApiError as exc:
         extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
         answer = msgspec.json.encode(error_body(exc.code, exc.message, **exc.extra))
         await _answer(send, exc.status, answer, headers + extra)
         return None
     except Exception:
-        log.exception("unhandled error on POST %s", PATH)
+        log.exception("unhandled error on %s", route.name)
         answer = msgspec.json.encode(
             error_body("internal", "the service failed; the error is in its log")
         )
         await _answer(send, 500, answer, headers)
         return None
-    events = convert(stored, _MANY)
-    answer = msgspec.json.encode(events if isinstance(raw, list) else events[0])
-    await _answer(send, 201, answer, headers)
+    await _answer(send, status, msgspec.json.encode(value), headers)
     return None
 
 

@@ -242,18 +242,9 @@ async def get_approval(
 async def _decide_one(
     request: Request[Any, Any, Any], approval_id: str, values: dict[str, Any]
 ) -> dict[str, Any]:
-    services = request.app.state.services
-    principal = request.state.principal.name
-
-    async def work(tx: LogTransaction) -> dict[str, Any]:
-        resolved = await service.decide(tx, approval_id, principal=principal, **values)
-        if resolved is not None:
-            return resolved  # built from the rows in hand
-        # A vote toward a quorum: the approval as it now stands, read in the same transaction.
-        return await service.fetch_in(tx.conn, approval_id, full=True)
-
-    # Group-committed with appends and other decisions (one thread hop on SQLite).
-    return await services.log.run(work, principal, request.state.principal.confirm)
+    principal = request.state.principal
+    log = request.app.state.services.log
+    return await service.decide_one(log, approval_id, principal.name, principal.confirm, values)
 
 
 @post(

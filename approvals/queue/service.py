@@ -277,6 +277,25 @@ async def decide(
     )
 
 
+async def decide_one(
+    log: EventLog, approval_id: str, principal: str, confirm: str | None, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Decide (``values`` from ``check_decision``) in a group-committed transaction.
+
+    Returns the approval's full JSON as it stands after the decision.
+    """
+
+    async def work(tx: LogTransaction) -> dict[str, Any]:
+        resolved = await decide(tx, approval_id, principal=principal, **values)
+        if resolved is not None:
+            return resolved  # built from the rows in hand
+        # A vote toward a quorum: the approval as it now stands, read in the same transaction.
+        return await fetch_in(tx.conn, approval_id, full=True)
+
+    # Group-committed with appends and other decisions (one thread hop on SQLite).
+    return await log.run(work, principal, confirm)
+
+
 async def finish(
     tx: LogTransaction,
     approval_id: str,
