@@ -380,14 +380,18 @@ def _policy_out(row: dict[str, Any]) -> PolicyOut:
 
 
 EXPIRY_RECHECK = 10.0  # seconds: the longest the expiry loop sleeps without looking
+# Seconds: a burst of openings re-reads the next deadline at most this often (a deadline
+# nearer than this, opened in the burst, passes at most this late).
+EXPIRY_COALESCE = 0.05
 
 
 async def expiry_loop(services: Any) -> None:
     """Expire due approvals, sleeping until the next deadline.
 
     An event that opens an approval (here or, through the log, on another
-    instance) may bring an earlier deadline, so it wakes the loop to look again;
-    the loop also looks every ``EXPIRY_RECHECK`` seconds whatever happens.
+    instance) may bring an earlier deadline, so it makes the loop read the next
+    deadline again (once per ``EXPIRY_COALESCE`` however many open); the loop
+    also looks every ``EXPIRY_RECHECK`` seconds whatever happens.
     """
     broker = services.broker
     while True:
@@ -401,15 +405,26 @@ async def expiry_loop(services: Any) -> None:
             log.exception("expiring approvals failed; retrying")
             await asyncio.sleep(0.25)
             continue
-        pause = EXPIRY_RECHECK
-        if due is not None:
-            # A moment past the deadline, so that the stored timestamp compares as passed.
-            pause = min(pause, max(0.0, (due - datetime.now(UTC)).total_seconds() + 0.005))
-        wake = time.monotonic() + pause
-        while (remaining := wake - time.monotonic()) > 0:
+        wake = time.monotonic() + EXPIRY_RECHECK
+        while True:
+            if due is not None:
+                # A moment past the deadline, so that the stored timestamp compares as passed.
+                until = max(0.0, (due - datetime.now(UTC)).total_seconds() + 0.005)
+                wake = min(wake, time.monotonic() + until)
+            if (remaining := wake - time.monotonic()) <= 0:
+                break
             if not await broker.wait(position, remaining):
                 break
             items = broker.since(position)
             position = broker.head
-            if items is None or any(service.opens_approval(item.event) for item in items):
+            if items is not None and not any(service.opens_approval(i.event) for i in items):
+                continue
+            await asyncio.sleep(EXPIRY_COALESCE)  # let a burst of openings gather
+            position = broker.head
+            try:
+                due = await service.next_deadline(services.engine)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading the next deadline failed")
                 break
