@@ -146,3 +146,61 @@ def test_decisions_with_a_cached_key_answer_as_the_documented_route(server: Serv
     with server.client(agent) as http:  # cached too, but without approvals:resolve
         refused = http.post(f"/v1/approvals/{ids[2]}/decision", json={"decision": "approve"})
         assert refused.status_code == 403 and "approvals:resolve" in refused.json()["message"]
+
+
+def test_openings_with_a_cached_key_answer_as_the_documented_route(server: Server) -> None:
+    agent = server.db.key("events:write", "approvals:read", name="agent")
+    with server.client(agent) as http:
+        first = http.post("/v1/approvals", json={"title": "first"})  # verifies and caches
+        full = http.post(
+            "/v1/approvals",
+            json={
+                "title": "Post 5 ads?",
+                "detail": {"tool": "meta.post", "arguments": {"n": 5}},
+                "runId": "r1",
+                "threadId": "t1",
+                "agentId": "ads",
+                "timeoutSeconds": 600,
+                "onTimeout": "approve",
+                "externalId": "x1",
+                "source": "agent",
+            },
+        )
+        for answer in (first, full):
+            assert answer.status_code == 201, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert http.get(f"/v1/approvals/{answer.json()['id']}").json() == answer.json()
+        opened = full.json()
+        assert opened["status"] == "pending" and opened["tool"] == "meta.post"
+        assert opened["requestedBy"] == "agent" and opened["onTimeout"] == "approve"
+        assert opened["expiresAt"] and opened["request"]["externalId"] == "x1"
+        repeat = http.post(
+            "/v1/approvals", json={"title": "again", "externalId": "x1", "source": "agent"}
+        )
+        assert repeat.status_code == 201 and repeat.json() == opened
+        event = http.post(
+            "/v1/events", json={"type": "tick", "source": "agent", "externalId": "x2"}
+        ).json()
+        taken = http.post(
+            "/v1/approvals", json={"title": "t", "externalId": "x2", "source": "agent"}
+        )
+        assert taken.status_code == 409 and taken.json()["field"] == "body.externalId"
+        assert f"event {event['id']}" in taken.json()["message"]
+        refusals = [
+            (http.post("/v1/approvals", json={"title": ""}), "body.title"),
+            (http.post("/v1/approvals", json={"title": "t", "colour": "red"}), "body.colour"),
+            (http.post("/v1/approvals", json={"title": "t", "timeoutSeconds": -1}), None),
+            (
+                http.post(
+                    "/v1/approvals", json={"title": "t", "callbackUrl": "http://10.0.0.1/hook"}
+                ),
+                "body.callbackUrl",
+            ),
+        ]
+        for answer, field in refusals:
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"] == "invalid", answer.text
+            if field is not None:
+                assert answer.json()["field"] == field, answer.text
+    assert server.db.scalar("SELECT count(*) FROM approvals") == 2

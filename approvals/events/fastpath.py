@@ -1,12 +1,13 @@
-"""The two hottest writes, served as plain ASGI ahead of Litestar in their common form.
+"""The hottest writes, served as plain ASGI ahead of Litestar in their common form.
 
-Agents post one event per token or tool call (``POST /v1/events``), and an
-incident queue means hundreds of decisions in minutes
-(``POST /v1/approvals/{id}/decision``). For both, Litestar's generic path
-(routing, a copy of the handler per guard, response objects, send wrappers)
-cost about as much CPU as the write itself. This path takes such a request
-only when it can answer it without anything Litestar adds: no query string, a
-JSON body with a ``Content-Length`` within the limit, and a key already
+Agents post one event per token or tool call (``POST /v1/events``) and open an
+approval per risky step (``POST /v1/approvals``), and an incident queue means
+hundreds of decisions in minutes (``POST /v1/approvals/{id}/decision``). For
+each, Litestar's generic path (routing, a copy of the handler per guard,
+response objects, send wrappers) cost about as much CPU as the write itself.
+This path takes such a request only when it can answer it without anything
+Litestar adds: no query string, a JSON body with a ``Content-Length`` within
+the limit, and a key already
 verified (cached) that holds the route's scope. It runs the same checks (the
 body's, then the key's rate) and the same write as the documented route, and
 answers the same JSON. Anything else, and any body the checks refuse, is
@@ -28,8 +29,15 @@ import msgspec
 from approvals.contract import JSON_TYPES, convert, decode_body
 from approvals.errors import ApiError, error_body, rate_limited
 from approvals.events.schema import EventOut, parse_batch
+from approvals.outbound import parse as parse_destinations
 from approvals.queue import service
-from approvals.queue.schema import ApprovalOut, DecisionIn, check_decision
+from approvals.queue.schema import (
+    ApprovalCreate,
+    ApprovalOut,
+    DecisionIn,
+    check_decision,
+    request_row,
+)
 
 log = logging.getLogger("approvals")
 
@@ -42,18 +50,18 @@ MAX_ID = 200  # the documented route's limit on an approval id
 class Route:
     """One fast route: the scope its key needs, its body check and its write.
 
-    ``check`` turns the decoded body (and the path's id) into what ``write`` takes,
+    ``check`` turns the decoded body (the path's id, the services) into what ``write`` takes,
     raising ``ApiError`` or ``msgspec.ValidationError`` to hand the request to
     Litestar; ``write`` answers ``(status, JSON-ready value)`` or raises ``ApiError``.
     """
 
     name: str
     scope: str
-    check: Callable[[Any, str], Any]
+    check: Callable[[Any, str, Any], Any]
     write: Callable[[Any, Any, Any], Awaitable[tuple[int, Any]]]
 
 
-def _check_events(raw: Any, _: str) -> tuple[Any, list[dict[str, Any]]]:
+def _check_events(raw: Any, _: str, __: Any) -> tuple[Any, list[dict[str, Any]]]:
     return raw, parse_batch(raw)
 
 
@@ -64,7 +72,7 @@ async def _append(services: Any, principal: Any, checked: Any) -> tuple[int, Any
     return 201, events if isinstance(raw, list) else events[0]
 
 
-def _check_decision(raw: Any, approval_id: str) -> tuple[str, dict[str, Any]]:
+def _check_decision(raw: Any, approval_id: str, _: Any) -> tuple[str, dict[str, Any]]:
     return approval_id, check_decision(msgspec.convert(raw, DecisionIn, strict=True))
 
 
@@ -76,7 +84,19 @@ async def _decide(services: Any, principal: Any, checked: Any) -> tuple[int, Any
     return 200, convert(approval, ApprovalOut)
 
 
+def _check_opening(raw: Any, _: str, services: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = msgspec.convert(raw, ApprovalCreate, strict=True)
+    return request_row(body, parse_destinations(services.settings.webhook_allowed))
+
+
+async def _open(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+    row, options = checked
+    approval = await service.open_one(services.log, row, options, principal.name, principal.confirm)
+    return 201, convert(approval, ApprovalOut)
+
+
 EVENTS = Route("POST /v1/events", "events:write", _check_events, _append)
+OPENING = Route("POST /v1/approvals", "events:write", _check_opening, _open)
 DECISION = Route("POST /v1/approvals/{id}/decision", "approvals:resolve", _check_decision, _decide)
 
 
@@ -87,6 +107,8 @@ def route_of(scope: dict[str, Any]) -> tuple[Route, str] | None:
     path = scope["path"]
     if path == "/v1/events":
         return EVENTS, ""
+    if path == "/v1/approvals":
+        return OPENING, ""
     if path.startswith(DECISION_PREFIX) and path.endswith(DECISION_SUFFIX):
         approval_id = path[len(DECISION_PREFIX) : -len(DECISION_SUFFIX)]
         if approval_id and "/" not in approval_id and len(approval_id) <= MAX_ID:
@@ -134,7 +156,7 @@ async def serve(
             break
     body = b"".join(chunks)
     try:
-        checked = route.check(decode_body(body), path_id)
+        checked = route.check(decode_body(body), path_id, services)
     except (ApiError, msgspec.ValidationError):
         return _replay(body, receive)
     try:

@@ -19,7 +19,7 @@ from approvals.auth.guard import hold_stream, requires
 from approvals.clock import now_iso
 from approvals.contract import WRITE_ERRORS, convert, errors
 from approvals.errors import ApiError, not_found
-from approvals.events.log import LogTransaction, new_id
+from approvals.events.log import new_id
 from approvals.events.routes import Position
 from approvals.events.schema import parse_position
 from approvals.outbound import parse as parse_destinations
@@ -63,29 +63,8 @@ async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -
     """Open an approval: append its ``steering_request`` event."""
     services = request.app.state.services
     row, options = request_row(data, parse_destinations(services.settings.webhook_allowed))
-    row[service.OPTIONS_KEY] = options
     principal = request.state.principal
-
-    async def work(tx: LogTransaction) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        (stored,) = await tx.append([dict(row)])
-        if stored["approvalId"] is None:
-            return stored, None
-        answer = tx.extras.get(service.OPENED, {}).get(stored["approvalId"])
-        if answer is not None:
-            return stored, answer  # opened now: built from the rows in hand
-        # An earlier request with this externalId: read in the same transaction.
-        return stored, await service.fetch_in(tx.conn, stored["approvalId"], full=True)
-
-    event, approval = await services.log.run(work, principal.name, principal.confirm)
-    if approval is None:
-        # The source and externalId name an earlier event that is not an approval request.
-        raise ApiError(
-            409,
-            "conflict",
-            f"externalId {data.external_id!r} is already used by event {event['id']}, "
-            "which is not an approval request; choose another externalId",
-            field="body.externalId",
-        )
+    approval = await service.open_one(services.log, row, options, principal.name, principal.confirm)
     return _out(approval)
 
 

@@ -296,6 +296,42 @@ async def decide_one(
     return await log.run(work, principal, confirm)
 
 
+async def open_one(
+    log: EventLog,
+    row: dict[str, Any],
+    options: dict[str, Any],
+    principal: str,
+    confirm: str | None,
+) -> dict[str, Any]:
+    """Open an approval (``row`` and ``options`` from ``request_row``) in a group commit.
+
+    Returns the approval's full JSON; with the ``externalId`` of an earlier request,
+    that request's approval as it stands; 409 when that earlier event is no request.
+    """
+
+    async def work(tx: LogTransaction) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        (stored,) = await tx.append([{**row, OPTIONS_KEY: options}])
+        if stored["approvalId"] is None:
+            return stored, None
+        answer = tx.extras.get(OPENED, {}).get(stored["approvalId"])
+        if answer is not None:
+            return stored, answer  # opened now: built from the rows in hand
+        # An earlier request with this externalId: read in the same transaction.
+        return stored, await fetch_in(tx.conn, stored["approvalId"], full=True)
+
+    event, approval = await log.run(work, principal, confirm)
+    if approval is None:
+        # The source and externalId name an earlier event that is not an approval request.
+        raise ApiError(
+            409,
+            "conflict",
+            f"externalId {row.get('external_id')!r} is already used by event {event['id']}, "
+            "which is not an approval request; choose another externalId",
+            field="body.externalId",
+        )
+    return approval
+
+
 async def finish(
     tx: LogTransaction,
     approval_id: str,
