@@ -10,15 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from approvals.connectors.models import Source
 from approvals.events.log import LogTransaction, events_table
+from approvals.events.writer import prepared
 from approvals.webhooks.outbox import delivery_row
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
 # Sources that resume runs upstream, read once per transaction (a batch decides many).
-RESUMING_SOURCES = select(
-    sources_table.c.name, sources_table.c.id, sources_table.c.resume_url
-).where(sources_table.c.resume_url.is_not(None), sources_table.c.resume_url != "")
+RESUMING_SOURCES = prepared(
+    select(sources_table.c.name, sources_table.c.id, sources_table.c.resume_url).where(
+        sources_table.c.resume_url.is_not(None), sources_table.c.resume_url != ""
+    )
+)
 SOURCES = "connectors.resuming"  # tx.extras key
-UPSTREAM_ID = select(events_table.c.external_id).where(events_table.c.id == bindparam("event_id"))
+UPSTREAM_ID = prepared(
+    select(events_table.c.external_id).where(events_table.c.id == bindparam("event_id"))
+)
 
 
 async def resume_deliveries(

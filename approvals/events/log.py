@@ -27,13 +27,13 @@ from approvals.clock import now_iso
 from approvals.events.filters import EventFilter
 from approvals.events.models import Event, LogHead
 from approvals.events.schema import to_json
-from approvals.events.writer import SqliteWriter, Suspended, ThreadConnection, drive
+from approvals.events.writer import SqliteWriter, Suspended, ThreadConnection, drive, prepared
 
 events_table = Event.__table__  # type: ignore[attr-defined]
 head_table = LogHead.__table__  # type: ignore[attr-defined]
 NOTIFY_CHANNEL = "approvals_log"
 # SET takes the columns the parameters name (built once: see queue.service).
-EVENT_UPDATE = update(events_table).where(events_table.c.id == bindparam("event_id"))
+EVENT_UPDATE = prepared(update(events_table).where(events_table.c.id == bindparam("event_id")))
 _INSERTS: dict[str, Any] = {}
 # The payload is the new head, so a process that already holds it (its own commit) skips
 # the read a notification would otherwise cost.

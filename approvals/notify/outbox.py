@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, or_, select
 from approvals.clock import iso, now_iso
 from approvals.dashboard.users import users_table
 from approvals.events.log import LogTransaction, new_id
+from approvals.events.writer import prepared
 from approvals.notify.models import routes_table, slack_messages_table
 from approvals.queue import policy
 from approvals.queue.service import approvals_table
@@ -122,7 +123,7 @@ class OpenNotifications:
             return
         routes = tx.extras.get("notify.routes")  # read once per transaction
         if routes is None:
-            found = (await tx.conn.execute(select(routes_table))).mappings()
+            found = (await tx.conn.execute(ALL_ROUTES)).mappings()
             routes = tx.extras["notify.routes"] = [dict(r) for r in found]
         if not routes:
             return
@@ -159,20 +160,23 @@ class OpenNotifications:
 
 # Slack messages sent for an approval, or Slack notices of it still queued (run on every
 # decision: built once, one statement).
-SLACK_TOUCHED = select(
-    or_(
-        select(slack_messages_table.c.id)
-        .where(slack_messages_table.c.approval_id == bindparam("approval_id"))
-        .exists(),
-        select(deliveries_table.c.id)
-        .where(
-            deliveries_table.c.approval_id == bindparam("approval_id"),
-            deliveries_table.c.kind == KIND,
-            deliveries_table.c.url.startswith("slack:"),
+SLACK_TOUCHED = prepared(
+    select(
+        or_(
+            select(slack_messages_table.c.id)
+            .where(slack_messages_table.c.approval_id == bindparam("approval_id"))
+            .exists(),
+            select(deliveries_table.c.id)
+            .where(
+                deliveries_table.c.approval_id == bindparam("approval_id"),
+                deliveries_table.c.kind == KIND,
+                deliveries_table.c.url.startswith("slack:"),
+            )
+            .exists(),
         )
-        .exists(),
     )
 )
+ALL_ROUTES = prepared(select(routes_table))
 
 
 async def slack_updates(

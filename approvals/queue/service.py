@@ -12,6 +12,7 @@ from approvals.clock import iso, now_iso, parse_iso
 from approvals.errors import ApiError, invalid, not_found
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
+from approvals.events.writer import prepared
 from approvals.queue import policy
 from approvals.queue.models import Approval, Policy, Vote
 
@@ -29,7 +30,7 @@ SYSTEM_TIMEOUT = "system:timeout"
 # statement per call cost more CPU than SQLite spends running it.
 APPROVAL_BY_ID = select(approvals_table).where(approvals_table.c.id == bindparam("approval_id"))
 # An approval and its request event in one statement (the event's columns prefixed).
-APPROVAL_WITH_REQUEST = (
+APPROVAL_WITH_REQUEST = prepared(
     select(approvals_table, *(c.label(f"request_{c.name}") for c in events_table.columns))
     .join(events_table, events_table.c.id == approvals_table.c.event_id)
     .where(approvals_table.c.id == bindparam("approval_id"))
@@ -37,15 +38,18 @@ APPROVAL_WITH_REQUEST = (
 EVENTS_BY_IDS = select(events_table).where(
     events_table.c.id.in_(bindparam("event_ids", expanding=True))
 )
-VOTES_OF = (
+VOTES_OF = prepared(
     select(votes_table)
     .where(votes_table.c.approval_id == bindparam("approval_id"))
     .order_by(votes_table.c.id)
 )
 # SET takes the columns the parameters name; only a pending approval is resolved.
-RESOLVE = update(approvals_table).where(
-    approvals_table.c.id == bindparam("approval_id"), approvals_table.c.status == "pending"
+RESOLVE = prepared(
+    update(approvals_table).where(
+        approvals_table.c.id == bindparam("approval_id"), approvals_table.c.status == "pending"
+    )
 )
+ALL_POLICIES = prepared(select(policies_table))
 
 
 def is_request(row: dict[str, Any]) -> bool:
@@ -160,7 +164,7 @@ async def load_rules(tx: LogTransaction) -> list[policy.Rule]:
 
 
 async def _read_rules(tx: LogTransaction) -> list[policy.Rule]:
-    rows = (await tx.conn.execute(select(policies_table))).mappings().all()
+    rows = (await tx.conn.execute(ALL_POLICIES)).mappings().all()
     return [
         policy.Rule(
             id=r["id"],

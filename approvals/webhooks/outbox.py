@@ -12,6 +12,7 @@ from sqlalchemy import select
 from approvals.clock import now_iso
 from approvals.events.log import LogTransaction, new_id
 from approvals.events.schema import to_json
+from approvals.events.writer import prepared
 from approvals.webhooks.models import Delivery, Endpoint
 
 endpoints_table = Endpoint.__table__  # type: ignore[attr-defined]
@@ -67,9 +68,11 @@ def delivery_row(
 
 
 ENDPOINTS = "outbox.endpoints"
-ACTIVE_ENDPOINTS = select(
-    endpoints_table.c.id, endpoints_table.c.url, endpoints_table.c.event_types
-).where(endpoints_table.c.disabled_reason.is_(None))
+ACTIVE_ENDPOINTS = prepared(
+    select(endpoints_table.c.id, endpoints_table.c.url, endpoints_table.c.event_types).where(
+        endpoints_table.c.disabled_reason.is_(None)
+    )
+)
 
 
 class Outbox:

@@ -1,0 +1,226 @@
+"""SQLite's writer thread: prepared statements through the sqlite3 cursor read and write
+exactly what SQLAlchemy's own execution does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from approvals.connectors.resume import RESUMING_SOURCES, UPSTREAM_ID, sources_table
+from approvals.db import parse_url, sqlite_pragmas
+from approvals.events.log import EVENT_UPDATE, events_table
+from approvals.events.writer import _PREPARED, SqliteWriter, ThreadConnection, drive
+from approvals.notify.models import routes_table, slack_messages_table
+from approvals.notify.outbox import ALL_ROUTES, SLACK_TOUCHED
+from approvals.queue.service import (
+    ALL_POLICIES,
+    APPROVAL_WITH_REQUEST,
+    RESOLVE,
+    VOTES_OF,
+    approvals_table,
+    policies_table,
+    votes_table,
+)
+from approvals.webhooks.outbox import ACTIVE_ENDPOINTS, endpoints_table
+from conftest import Database
+
+AT = "2026-12-06T03:00:00.000000Z"
+
+
+def _event(event_id: int, **values: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": "steering_request",
+        "source": "agent",
+        "created_at": AT,
+        **values,
+    }
+
+
+def _approval(approval_id: str, event_id: int, **values: Any) -> dict[str, Any]:
+    return {
+        "id": approval_id,
+        "event_id": event_id,
+        "status": "pending",
+        "title": "Post 5 ads?",
+        "tool": "meta.post",
+        "arguments": {"n": 5, "where": ["feed", "story"], "dry": False},
+        "source": "agent",
+        "on_timeout": "reject",
+        "min_approvals": 2,
+        "allow_self_approval": True,
+        "reviewers": ["ann", "bob"],
+        "require_reason": False,
+        "require_reason_on_approve": True,
+        "confirm": False,
+        "allowed_decisions": ["approve", "reject"],
+        "allow_edit": True,
+        "created_at": AT,
+        **values,
+    }
+
+
+def _insert(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:  # one by one: the rows name different columns
+        conn.execute(insert(table), row)
+
+
+def _fill(conn: Any) -> None:
+    _insert(
+        conn,
+        events_table,
+        [
+            _event(1, approval_id="apr_a", detail={"tool": "meta.post", "n": [1, 2.5, None]}),
+            _event(2, approval_id="apr_b", external_id="up-2", title="ünïcode ✓"),
+            _event(3, type="tick", status=None, cost_usd=0.25, cost_tokens=12),
+        ],
+    )
+    _insert(
+        conn,
+        approvals_table,
+        [_approval("apr_a", 1), _approval("apr_b", 2, reviewers=None, arguments=None)],
+    )
+    _insert(
+        conn,
+        votes_table,
+        [
+            {"approval_id": "apr_a", "principal": p, "decision": "approve", "created_at": AT}
+            | {"event_id": 3}
+            for p in ("ann", "bob")
+        ],
+    )
+    _insert(
+        conn,
+        policies_table,
+        [
+            {"id": "pol_1", "action": "require", "reviewers": ["ann"], "confirm": True}
+            | {"created_at": AT, "agent_id": "ads"},
+            {"id": "pol_2", "action": "deny", "tool": "rm", "created_at": AT},
+        ],
+    )
+    _insert(
+        conn,
+        endpoints_table,
+        [
+            {"id": "ep_1", "url": "https://a.example/h", "event_types": ["approval.*", "x"]}
+            | {"secret": "s", "created_at": AT},
+            {"id": "ep_2", "url": "https://b.example/h", "event_types": ["*"]}
+            | {"secret": "s", "created_at": AT, "disabled_reason": "gone"},
+        ],
+    )
+    _insert(
+        conn,
+        sources_table,
+        [
+            {"id": "src_1", "name": "agent", "dialect": "langgraph", "url": "https://u.example"}
+            | {"token_encrypted": "t", "resume_url": "https://r.example", "resume_secret": "s"}
+            | {"created_at": AT, "updated_at": AT},
+            {"id": "src_2", "name": "other", "dialect": "langgraph", "url": "https://u.example"}
+            | {"token_encrypted": "t", "resume_url": "", "resume_secret": "s"}
+            | {"created_at": AT, "updated_at": AT},
+        ],
+    )
+    _insert(
+        conn,
+        routes_table,
+        [{"id": "rt_1", "channel": "slack", "target": "C1", "created_at": AT}],
+    )
+    conn.execute(
+        insert(slack_messages_table).values(
+            approval_id="apr_a", channel="C1", ts="1.2", delivery_id="dlv_1", created_at=AT
+        )
+    )
+
+
+READS: list[tuple[Any, dict[str, Any]]] = [
+    (APPROVAL_WITH_REQUEST, {"approval_id": "apr_a"}),
+    (APPROVAL_WITH_REQUEST, {"approval_id": "apr_b"}),
+    (APPROVAL_WITH_REQUEST, {"approval_id": "apr_none"}),
+    (VOTES_OF, {"approval_id": "apr_a"}),
+    (ALL_POLICIES, {}),
+    (ACTIVE_ENDPOINTS, {}),
+    (RESUMING_SOURCES, {}),
+    (UPSTREAM_ID, {"event_id": 2}),
+    (UPSTREAM_ID, {"event_id": 1}),
+    (ALL_ROUTES, {}),
+    (SLACK_TOUCHED, {"approval_id": "apr_a"}),
+    (SLACK_TOUCHED, {"approval_id": "apr_b"}),
+]
+RESOLVED = {
+    "status": "approved",
+    "resolved_at": AT,
+    "resolved_by": "ann",
+    "decision": "approve",
+    "comment": None,
+    "edited_arguments": {"n": 4, "where": ["feed"]},
+    "resolution_event_id": 3,
+    "claimed_by": None,
+    "claimed_until": None,
+}
+
+
+def _in_writer(db: Database, work: Any) -> Any:
+    writer = SqliteWriter(parse_url(db.url), sqlite_pragmas)
+    try:
+        return writer.thread.submit(work, writer.connection()).result(30)
+    finally:
+        writer.close()
+
+
+def test_prepared_statements_read_and_write_what_sqlalchemy_does(
+    sqlite_database: Database,
+) -> None:
+    def work(conn: Any) -> None:
+        with conn.begin() as transaction:
+            _fill(conn)
+            fast = ThreadConnection(conn)
+            for statement, params in READS:
+                raw = drive(fast.execute(statement, params))
+                usual = conn.execute(statement, params)
+                rows = usual.all()
+                assert raw.all() == [tuple(r) for r in rows], statement
+                assert drive(fast.execute(statement, params)).mappings().all() == [
+                    dict(r._mapping) for r in rows
+                ]
+                first = drive(fast.execute(statement, params)).scalar()
+                assert first == (rows[0][0] if rows else None)
+            # The same update both ways, on two like approvals and their request events.
+            for approval_id, event_id, run in (
+                ("apr_a", 1, lambda s, p: drive(fast.execute(s, p))),
+                ("apr_b", 2, conn.execute),
+            ):
+                done = run(RESOLVE, {"approval_id": approval_id, **RESOLVED})
+                assert done.rowcount == 1
+                again = run(RESOLVE, {"approval_id": approval_id, **RESOLVED})
+                assert again.rowcount == 0  # only a pending approval is resolved
+                run(
+                    EVENT_UPDATE,
+                    {"event_id": event_id, "status": "approved"} | {"detail": {"x": [1]}},
+                )
+            a, b = (
+                dict(
+                    conn.execute(select(approvals_table).where(approvals_table.c.id == i))
+                    .one()
+                    ._mapping
+                )
+                for i in ("apr_a", "apr_b")
+            )
+            assert a["edited_arguments"] == {"n": 4, "where": ["feed"]}
+            assert {k: v for k, v in a.items() if k in RESOLVED} == {
+                k: v for k, v in b.items() if k in RESOLVED
+            }
+            one, two = (
+                conn.execute(select(events_table).where(events_table.c.id == i)).one()._mapping
+                for i in (1, 2)
+            )
+            assert one["status"] == two["status"] == "approved"
+            assert one["detail"] == two["detail"] == {"x": [1]}
+            with pytest.raises(KeyError, match="approval_id"):
+                drive(fast.execute(VOTES_OF, {}))
+            transaction.rollback()
+
+    _in_writer(sqlite_database, work)
+    # Every statement marked for the raw path is compared here.
+    assert {id(s) for s, _ in READS} | {id(RESOLVE), id(EVENT_UPDATE)} == set(_PREPARED)
