@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -53,6 +54,10 @@ class Wakeup:
         self._sock: socket.socket | None = None
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.setblocking(False)
+        # The peers' socket paths: listed again when the folder changes, and at least once a
+        # second (two sockets bound within one tick of the file system's clock leave one
+        # modification time).
+        self._listed: tuple[int, float, list[str]] = (-1, 0.0, [])
 
     def start(self) -> None:
         """Bind this process's socket and kick the broker on every datagram."""
@@ -82,26 +87,35 @@ class Wakeup:
     def notify(self, head: int) -> None:
         """Tell every other process on this database that the log grew to ``head``."""
         try:
-            names = os.listdir(self.folder)
+            peers = self._peers()
         except FileNotFoundError:
             return
         payload = str(head).encode()
-        for name in names:
-            if not name.endswith(".sock"):
-                continue
-            target = self.folder / name
-            if target == self.path:
-                continue
+        for target in peers:
             try:
-                self._sender.sendto(payload, str(target))
+                self._sender.sendto(payload, target)
             except (BlockingIOError, InterruptedError):
                 pass  # its queue is full: it has wake-ups pending already
             except OSError as exc:
                 if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
                     with contextlib.suppress(OSError):
-                        target.unlink()  # nobody listens there any more
+                        os.unlink(target)  # nobody listens there any more
                 else:
                     log.debug("wake-up to %s failed: %s", target, exc)
+
+    def _peers(self) -> list[str]:
+        """The other processes' sockets (a socket bound or removed changes the folder)."""
+        changed = os.stat(self.folder).st_mtime_ns
+        now = time.monotonic()
+        if changed != self._listed[0] or now - self._listed[1] > 1.0:
+            mine = str(self.path)
+            peers = [
+                str(self.folder / name)
+                for name in os.listdir(self.folder)
+                if name.endswith(".sock") and str(self.folder / name) != mine
+            ]
+            self._listed = (changed, now, peers)
+        return self._listed[2]
 
     def stop(self) -> None:
         """Close the socket and remove its file."""

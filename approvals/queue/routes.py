@@ -359,8 +359,8 @@ def _policy_out(row: dict[str, Any]) -> PolicyOut:
 
 
 EXPIRY_RECHECK = 10.0  # seconds: the longest the expiry loop sleeps without looking
-# Seconds: a burst of openings re-reads the next deadline at most this often (a deadline
-# nearer than this, opened in the burst, passes at most this late).
+# Seconds: appends wake the loop at most this often, and a burst of openings re-reads
+# the next deadline once (a deadline nearer than this, opened in it, passes this late).
 EXPIRY_COALESCE = 0.05
 
 
@@ -394,12 +394,11 @@ async def expiry_loop(services: Any) -> None:
                 break
             if not await broker.wait(position, remaining):
                 break
+            await asyncio.sleep(EXPIRY_COALESCE)  # gather a burst: one look covers it all
             items = broker.since(position)
             position = broker.head
             if items is not None and not any(service.opens_approval(i.event) for i in items):
                 continue
-            await asyncio.sleep(EXPIRY_COALESCE)  # let a burst of openings gather
-            position = broker.head
             try:
                 due = await service.next_deadline(services.engine)
             except asyncio.CancelledError:
