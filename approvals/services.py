@@ -103,7 +103,9 @@ class Services:
             self.settings.poll_seconds,
         )
         if is_postgres(self.url):
-            self.tasks.append(asyncio.create_task(listen(libpq_dsn(self.url), self.broker)))
+            self.tasks.append(
+                asyncio.create_task(listen(libpq_dsn(self.url), self.broker, self.log.own_heads))
+            )
         if self.wakeup is not None:
             self.wakeup.start()
             self.broker.kick()  # catch up on what was appended before the socket was bound

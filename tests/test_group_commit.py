@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from sqlalchemy import text
@@ -155,3 +156,57 @@ def test_statements_in_a_group_see_every_event_appended_before_them(database: Da
     assert [i for i, _, _ in stored] == sorted(int(a[0]["id"]) for a in answers)
     assert answers[1][0]["createdAt"] == "2026-01-02T03:04:05.000Z"
     assert answers[1][0]["detail"] == {"k": 1} and answers[2][0]["agentId"] == "a1"
+
+
+def test_a_process_reads_back_only_what_other_processes_append(
+    postgres_database: Database,
+) -> None:
+    """PostgreSQL: this process's own notifications cost no log read; another's do."""
+    from approvals.db import libpq_dsn
+    from approvals.events.broker import Broker
+    from approvals.events.listener import listen
+
+    async def main() -> tuple[int, int, int, list[str]]:
+        parsed = parse_url(postgres_database.url)
+        engine = make_async_engine(parsed)
+        broker = Broker(keepalive=60)
+        reads = 0
+        ours = EventLog(engine, postgres=True, on_commit=broker.offer)
+        theirs = EventLog(engine, postgres=True)  # another process: it tells nobody here
+
+        async def read_after(position: int) -> list[dict[str, Any]]:
+            nonlocal reads
+            reads += 1
+            return await ours.read_after(position)
+
+        broker.start(read_after, poll_seconds=600)
+        listener = asyncio.create_task(listen(libpq_dsn(parsed), broker, ours.own_heads))
+        try:
+            for _ in range(200):  # connected: its first kick has read the (empty) log
+                if reads:
+                    break
+                await asyncio.sleep(0.05)
+            before = reads
+            for n in range(20):
+                await ours.append([{"type": "tick", "title": f"ours {n}"}])
+            await asyncio.sleep(0.5)  # every notification has come back by now
+            after_ours = reads
+            await theirs.append([{"type": "tick", "title": "theirs"}])
+            for _ in range(100):
+                if broker.head == 21:
+                    break
+                await asyncio.sleep(0.05)
+            titles = [item.event["title"] for item in broker.since(0) or []]
+            return before, after_ours, reads, titles
+        finally:
+            listener.cancel()
+            await broker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await engine.dispose()
+
+    before, after_ours, after_theirs, titles = asyncio.run(main())
+    assert before >= 1
+    assert after_ours == before  # twenty commits of our own, not one read back
+    assert after_theirs > after_ours  # another process's append is read
+    assert titles == [f"ours {n}" for n in range(20)] + ["theirs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 
 import psycopg
 
@@ -13,8 +14,12 @@ from approvals.events.log import NOTIFY_CHANNEL
 log = logging.getLogger("approvals.listener")
 
 
-async def listen(dsn: str, broker: Broker) -> None:
-    """Kick the broker on each notification of a head it lacks; reconnect when dropped."""
+async def listen(dsn: str, broker: Broker, own: Container[int] = ()) -> None:
+    """Kick the broker on each notification of a head it lacks; reconnect when dropped.
+
+    ``own``: heads this process is committing (``EventLog.own_heads``), which it hands
+    to the broker itself.
+    """
     delay = 0.5
     while True:
         try:
@@ -25,7 +30,11 @@ async def listen(dsn: str, broker: Broker) -> None:
                 async for note in conn.notifies():
                     # The payload is the head the notifying commit left (empty from
                     # older versions): a head this process holds needs no read.
-                    if not (note.payload.isdigit() and int(note.payload) <= broker.head):
+                    if not note.payload.isdigit():
+                        broker.kick()
+                        continue
+                    head = int(note.payload)
+                    if head > broker.head and head not in own:
                         broker.kick()
         except asyncio.CancelledError:
             raise

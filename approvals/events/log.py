@@ -250,6 +250,10 @@ class EventLog:
         # SQLite allows one writer; queueing here avoids its busy handler's sleeps.
         self._local_writer: Any = contextlib.nullcontext() if postgres else asyncio.Lock()
         self._queue: collections.deque[_Pending] = collections.deque()
+        # PostgreSQL: heads this process is committing and has not yet handed to the broker.
+        # Their notifications come back to this process's listener, often before the commit
+        # returns here; the listener skips them instead of reading back our own events.
+        self.own_heads: set[int] = set()
         self._committer: asyncio.Task[None] | None = None
         # Checks API keys admitted from a cache, in the append transaction: refusals by hash.
         self.thread_writer: SqliteWriter | None = None  # SQLite: whole transactions, one hop
@@ -264,27 +268,37 @@ class EventLog:
     @asynccontextmanager
     async def transaction(self, actor: str | None = None) -> AsyncIterator[LogTransaction]:
         """Open a write transaction that holds the log head until it commits."""
-        async with self._local_writer, self.engine.connect() as conn:
-            await conn.begin()
-            try:
-                head = (await conn.execute(HEAD_LOCK)).scalar_one()
-                deferring = DeferringConnection(conn) if self.postgres else None
-                tx = LogTransaction(cast(Any, deferring or conn), head, self.hooks, actor)
-                yield tx
-                if deferring is not None:
-                    await deferring.flush()
-                if tx.head != tx.start:
-                    await conn.execute(HEAD_UPDATE, {"head": tx.head})
-                    if self.postgres:
-                        await conn.execute(
-                            NOTIFY, {"channel": NOTIFY_CHANNEL, "head": str(tx.head)}
-                        )
-                await conn.commit()
-                tx.committed = True
-            except BaseException:
-                await conn.rollback()
-                raise
-        await self._publish(tx)
+        notified: int | None = None
+        try:
+            async with self._local_writer, self.engine.connect() as conn:
+                await conn.begin()
+                try:
+                    head = (await conn.execute(HEAD_LOCK)).scalar_one()
+                    deferring = DeferringConnection(conn) if self.postgres else None
+                    tx = LogTransaction(cast(Any, deferring or conn), head, self.hooks, actor)
+                    yield tx
+                    if deferring is not None:
+                        await deferring.flush()
+                    if tx.head != tx.start:
+                        await conn.execute(HEAD_UPDATE, {"head": tx.head})
+                        if self.postgres:
+                            notified = tx.head
+                            self.own_heads.add(notified)
+                            await conn.execute(
+                                NOTIFY, {"channel": NOTIFY_CHANNEL, "head": str(tx.head)}
+                            )
+                    await conn.commit()
+                    tx.committed = True
+                except BaseException:
+                    await conn.rollback()
+                    raise
+            await self._publish(tx)
+        finally:
+            # Only now: the broker holds the events (or knows to read them). A head that did
+            # not commit is dropped here; in the moment before, another process's
+            # notification of the same head would be skipped and left to the broker's poll.
+            if notified is not None:
+                self.own_heads.discard(notified)
 
     async def _publish(self, tx: LogTransaction) -> None:
         """Hand a committed transaction's events to the broker; run its after-commit steps."""
