@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,15 @@ from sqlmodel import Field, SQLModel
 from approvals.clock import now_iso
 
 hasher = PasswordHasher()
-# Verified against when the username is unknown, so both cases cost the same time.
-_DUMMY = hasher.hash("not a password anybody has")
+
+
+@functools.cache
+def _dummy() -> str:
+    """A hash verified against when the username is unknown, so both cases cost the same
+    time (made on first use, not on import: every process, the CLI too, imports this)."""
+    return hasher.hash("not a password anybody has")
+
+
 EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
 # Not an argon2 hash, so no password matches it: reviewers created by an identity provider.
@@ -262,7 +270,7 @@ async def check_password(engine: AsyncEngine, username: str, password: str) -> b
             )
         ).scalar()
     try:
-        hasher.verify(stored or _DUMMY, password)
+        hasher.verify(stored or _dummy(), password)
     except (VerificationError, InvalidHashError):
         return False
     return stored is not None
