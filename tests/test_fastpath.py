@@ -30,6 +30,7 @@ def test_cached_key_posts_answer_like_the_first_and_like_a_read(server: Server) 
         names = {n for n in first.headers if n not in VOLATILE}
         assert {n for n in single.headers if n not in VOLATILE} == names
         assert isinstance(single.json(), dict) and len(batch.json()) == 2
+        assert list(single.json()) == list(first.json())  # the same fields, in the same order
         for event in [first.json(), single.json(), *batch.json()]:
             assert http.get(f"/v1/events/{event['id']}").json() == event
         assert single.json()["runId"] == "r1" and single.json()["source"] == "api"
