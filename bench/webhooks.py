@@ -57,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     receiver = Receiver()
     with sqlite_url() as url:
-        server = Server(url)
+        # The receiver is on this machine, which the service refuses by default.
+        server = Server(url, approvals_webhook_allowed_destinations="127.0.0.1")
         admin = key(url)
         agent = key(url, "events:write")
         try:
@@ -66,7 +67,7 @@ def main() -> None:
             ) as http:
                 http.post(
                     "/v1/webhooks", json={"url": receiver.url, "eventTypes": ["approval.resolved"]}
-                )
+                ).raise_for_status()
                 ids = open_many(server.base, agent, args.decisions)
                 sent: dict[str, float] = {}
                 began = time.perf_counter()
@@ -93,7 +94,9 @@ def main() -> None:
 
 def flood_rate(http: httpx.Client, receiver: Receiver, count: int) -> float:
     """Deliveries/s when ``count`` events for one endpoint are queued at once."""
-    http.post("/v1/webhooks", json={"url": receiver.url, "eventTypes": ["bench.flood"]})
+    http.post(
+        "/v1/webhooks", json={"url": receiver.url, "eventTypes": ["bench.flood"]}
+    ).raise_for_status()
     before = len(receiver.arrived)
     began = time.perf_counter()
     for start in range(0, count, 100):
