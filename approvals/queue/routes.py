@@ -202,9 +202,11 @@ async def get_approval(
 ) -> ApprovalOut:
     """One approval with its request and resolution; ``wait`` long-polls for the decision."""
     services = request.app.state.services
+    # The head before the read: a decision committed while the read runs is then an event
+    # after it, which the wait below returns for (taken after, the poll slept through it).
+    position = services.broker.head
     current = await service.fetch(services.engine, approval_id, full=True)
     deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT)
-    position = services.broker.head
     while current["status"] == "pending" and (remaining := deadline - time.monotonic()) > 0:
         if not await services.broker.wait(position, remaining):
             break
