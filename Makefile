@@ -24,7 +24,7 @@ run: $(STAMP)  ## serve on http://$(HOST):$(PORT) (make run PORT=8080 HOST=0.0.0
 		$(BIN)/approvals serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)  ## the whole test suite (PostgreSQL and browser tests need their variables)
-	$(BIN)/pytest -n 4 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

