@@ -23,12 +23,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records POSTs; ``answers`` is consumed in order, then ``default`` applies."""
+    """Records POSTs; ``answers`` is consumed in order, then ``default`` applies, each
+    ``delay`` seconds after the request arrived."""
 
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     default: tuple[int, dict[str, str]] = (204, {})
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    delay: float = 0.0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,6 +55,7 @@ class Receiver:
                     status, headers = (
                         receiver.answers.pop(0) if receiver.answers else receiver.default
                     )
+                time.sleep(receiver.delay)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -170,12 +173,78 @@ def test_deliveries_survive_sigkill_while_the_receiver_is_down(
     receiver = Receiver().start(port)
     try:
         second = make_server(database, approvals_webhook_schedule="0.3,0.3,0.3,0.3,0.3,0.3")
-        got = receiver.wait_for(5, timeout=20)
+        got = receiver.wait_for(5, timeout=30)  # a claim held at the kill lapses in 10 s
         assert sorted(json.loads(r.body)["data"]["id"] for r in got) == sorted(
             e["id"] for e in stored
         )
         with second.client(admin) as http:
             until(lambda: len(deliveries(http, hook["id"], status="succeeded")) == 5)
+    finally:
+        receiver.stop()
+
+
+class Silent:
+    """A loopback listener that accepts connections and never answers, until closed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+                if conn.recv(65536):
+                    self.requests += 1
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept, frees the port
+        self.sock.close()
+
+
+def test_a_delivery_whose_sender_was_killed_mid_send_goes_out_from_the_restart(
+    database: Database, make_server: Callable[..., Server]
+) -> None:
+    silent = Silent()
+    first = make_server(database, approvals_webhook_timeout_seconds="60")
+    admin = database.key("admin")
+    with first.client(admin) as http:
+        hook = endpoint(http, f"http://127.0.0.1:{silent.port}/hook", ["*"])
+        (stored,) = http.post("/v1/events", json=[{"type": "e"}]).json()
+    until(lambda: silent.requests == 1, what="the attempt reached the silent receiver")
+    first.stop(signal.SIGKILL)  # claimed, mid-send, never recorded
+    silent.close()
+    receiver = Receiver().start(silent.port)
+    try:
+        second = make_server(database)
+        # The dead process's claim lapses within its 10 s lease (it was 2 minutes).
+        (got,) = receiver.wait_for(1, timeout=30)
+        assert json.loads(got.body)["data"]["id"] == stored["id"]
+        with second.client(admin) as http:
+            (delivery,) = until(lambda: deliveries(http, hook["id"], status="succeeded"))
+        assert delivery["attempts"] == 1  # the killed attempt left no record
+    finally:
+        receiver.stop()
+
+
+def test_a_receiver_slower_than_the_lease_is_sent_once_by_two_processes(
+    database: Database, make_server: Callable[..., Server]
+) -> None:
+    receiver = Receiver(delay=13).start()  # longer than the 10 s claim: it is renewed
+    try:
+        servers = [make_server(database), make_server(database)]
+        admin = database.key("admin")
+        with servers[0].client(admin) as http:
+            hook = endpoint(http, receiver.url, ["*"])
+            http.post("/v1/events", json={"type": "e"})
+            until(lambda: deliveries(http, hook["id"], status="succeeded"), timeout=40)
+        assert len(receiver.received) == 1
     finally:
         receiver.stop()
 

@@ -26,7 +26,11 @@ from approvals.webhooks.secrets import signing_secrets_for
 
 log = logging.getLogger("approvals.webhooks")
 attempts_table = Attempt.__table__  # type: ignore[attr-defined]
-LEASE_SECONDS = 120
+# A claim lasts this long and is renewed every RENEW_SECONDS while its attempt runs,
+# so a sender that dies mid-send (SIGKILL, power loss) leaves its deliveries to the
+# other processes, or to its own restart, within about this plus one look (1 s).
+LEASE_SECONDS = 10.0
+RENEW_SECONDS = 3.0
 BATCH = 50
 
 
@@ -121,10 +125,36 @@ class DeliveryWorker:
         """Send claimed deliveries concurrently, then record every attempt in one transaction."""
         async with self.engine.begin() as conn:  # may create the callback secret
             keys = await signing_secrets_for(conn, deliveries)
-        outcomes = await asyncio.gather(
-            *(self._attempt(delivery, keys.get(delivery["id"], [])) for delivery in deliveries)
-        )
+        renewing = asyncio.create_task(self._renew([d["id"] for d in deliveries]))
+        try:
+            outcomes = await asyncio.gather(
+                *(self._attempt(delivery, keys.get(delivery["id"], [])) for delivery in deliveries)
+            )
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         await self._record(outcomes)
+
+    async def _renew(self, ids: list[str]) -> None:
+        """Extend this process's claim on ``ids`` while their attempts run (a slow receiver
+        may take the whole timeout); a failed renewal is logged and tried again."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            lease = iso(datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
+            try:
+                async with self.writer, self.engine.begin() as conn:
+                    await conn.execute(
+                        update(deliveries_table)
+                        .where(
+                            deliveries_table.c.id.in_(ids),
+                            deliveries_table.c.status == "pending",
+                            deliveries_table.c.claimed_until.is_not(None),
+                        )
+                        .values(claimed_until=lease)
+                    )
+            except Exception:
+                log.exception("renewing the claim on %d deliveries failed", len(ids))
 
     async def send(self, delivery: dict[str, Any]) -> None:
         """Make one attempt at one delivery and record it."""
