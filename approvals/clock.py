@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 def iso(moment: datetime) -> str:
     """Format a datetime as canonical UTC ISO-8601 with milliseconds."""
-    moment = moment.astimezone(UTC)
-    # %Y does not pad years before 1000 on every platform; the canonical form always does.
+    m = moment.astimezone(UTC)
+    # Formatted field by field: strftime goes through the C library's time zone code on
+    # every call (a third slower, on the write path's hottest line), and %Y does not pad
+    # years before 1000 on every platform.
     return (
-        f"{moment.year:04d}-"
-        + moment.strftime("%m-%dT%H:%M:%S.")
-        + (f"{moment.microsecond // 1000:03d}Z")
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
     )
 
 

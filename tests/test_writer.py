@@ -3,11 +3,21 @@ exactly what SQLAlchemy's own execution does."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 
+from approvals.auth.keys import (
+    _LIVE_KEY,
+    ONE_BY_ONE,
+    KeyCache,
+    create_key,
+    hash_key,
+    keys_table,
+    revoke_key,
+)
 from approvals.connectors.resume import RESUMING_SOURCES, UPSTREAM_ID, sources_table
 from approvals.db import parse_url, sqlite_pragmas
 from approvals.events.log import EVENT_UPDATE, events_table
@@ -127,6 +137,14 @@ def _fill(conn: Any) -> None:
         routes_table,
         [{"id": "rt_1", "channel": "slack", "target": "C1", "created_at": AT}],
     )
+    _insert(
+        conn,
+        keys_table,
+        [
+            {"name": "agent", "prefix": "apk_x", "key_hash": "h1", "scopes": "events:write"}
+            | {"created_at": AT, "expires_at": "2099-01-01T00:00:00.000000Z", "rate": "5/s"},
+        ],
+    )
     conn.execute(
         insert(slack_messages_table).values(
             approval_id="apr_a", channel="C1", ts="1.2", delivery_id="dlv_1", created_at=AT
@@ -147,6 +165,8 @@ READS: list[tuple[Any, dict[str, Any]]] = [
     (ALL_ROUTES, {}),
     (SLACK_TOUCHED, {"approval_id": "apr_a"}),
     (SLACK_TOUCHED, {"approval_id": "apr_b"}),
+    (_LIVE_KEY, {"digest": "h1"}),
+    (_LIVE_KEY, {"digest": "h2"}),
 ]
 RESOLVED = {
     "status": "approved",
@@ -224,3 +244,45 @@ def test_prepared_statements_read_and_write_what_sqlalchemy_does(
     _in_writer(sqlite_database, work)
     # Every statement marked for the raw path is compared here.
     assert {id(s) for s, _ in READS} | {id(RESOLVE), id(EVENT_UPDATE)} == set(_PREPARED)
+
+
+@pytest.mark.parametrize("count", [3, 7])
+def test_cached_keys_are_confirmed_alike_in_the_writer_thread_and_through_sqlalchemy(
+    sqlite_database: Database, count: int
+) -> None:
+    # A batch's keys are looked up one by one (a few) or in one IN (many): either way a
+    # revoked, expired or deleted key is refused and only it, on both execution paths.
+    def work(conn: Any) -> None:
+        with conn.begin() as transaction:
+            keys = [create_key(conn, f"k{n}", ["events:write"]) for n in range(count)]
+            create_key(conn, "brief", ["events:write"], timedelta(seconds=-1))
+            revoke_key(conn, "k0")
+            digests = {hash_key(k) for k in keys}
+            conn.execute(keys_table.delete().where(keys_table.c.name == "k1"))
+            expired = conn.execute(
+                select(keys_table.c.key_hash).where(keys_table.c.name == "brief")
+            ).scalar_one()
+            digests.add(expired)
+            assert (len(digests) <= ONE_BY_ONE) == (count == 3)  # both ways are run
+            raw = drive(KeyCache().confirm(ThreadConnection(conn), digests))
+            usual = drive(KeyCache().confirm(_Sync(conn), digests))
+            assert {d: (e.status, e.message) for d, e in raw.items()} == {
+                d: (e.status, e.message) for d, e in usual.items()
+            }
+            good = {hash_key(k) for k in keys[2:]}
+            assert set(raw) == digests - good
+            assert "expired at" in raw[expired].message
+            assert raw[hash_key(keys[0])].message == "the API key is unknown or revoked"
+            transaction.rollback()
+
+    _in_writer(sqlite_database, work)
+
+
+class _Sync:
+    """SQLAlchemy's own execution behind the awaitable ``execute`` the log's code calls."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self.conn.execute(statement, parameters)

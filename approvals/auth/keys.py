@@ -17,6 +17,7 @@ from approvals.auth.models import ApiKey
 from approvals.auth.rates import Rate, RateError, parse_rate
 from approvals.clock import now_iso
 from approvals.errors import ApiError
+from approvals.events.writer import prepared
 
 SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")
 KEY_PREFIX = "apk_"
@@ -224,11 +225,19 @@ async def verify_key(engine: AsyncEngine, key: str) -> Principal | None:
     )
 
 
-# Run by every write transaction that admitted a cached key: built once.
+# Run by every write transaction that admitted a cached key: built once. A batch
+# usually holds one or two keys: each is one prepared lookup (an expanding IN is
+# rendered anew on every execution); a batch of many keys reads them in one IN.
+_LIVE_KEY = prepared(
+    select(keys_table.c.key_hash, keys_table.c.expires_at).where(
+        keys_table.c.key_hash == bindparam("digest"), keys_table.c.revoked_at.is_(None)
+    )
+)
 _LIVE_KEYS = select(keys_table.c.key_hash, keys_table.c.expires_at).where(
     keys_table.c.key_hash.in_(bindparam("digests", expanding=True)),
     keys_table.c.revoked_at.is_(None),
 )
+ONE_BY_ONE = 4  # at most this many keys are looked up one at a time
 
 
 class KeyCache:
@@ -264,7 +273,12 @@ class KeyCache:
 
     async def confirm(self, conn: Any, digests: set[str]) -> dict[str, ApiError]:
         """Refusals for the hashes no longer valid (revoked, deleted, expired), in ``conn``."""
-        rows = (await conn.execute(_LIVE_KEYS, {"digests": sorted(digests)})).all()
+        rows: list[Any] = []
+        if len(digests) <= ONE_BY_ONE:
+            for digest in digests:
+                rows.extend((await conn.execute(_LIVE_KEY, {"digest": digest})).all())
+        else:
+            rows = list((await conn.execute(_LIVE_KEYS, {"digests": sorted(digests)})).all())
         now = datetime.now(UTC)
         valid = {r[0] for r in rows if not r[1] or _parse_iso(r[1]) > now}
         expired = {r[0]: r[1] for r in rows if r[0] not in valid}
