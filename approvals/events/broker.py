@@ -7,6 +7,13 @@ never skips. The ring is fed in commit order: local appends whose first
 position follows the ring's head go straight in; anything else (another
 process's appends, out-of-order local commits) wakes the tailer, which reads
 the log after the head.
+
+Streams are woken in passes of ``WAKE_CHUNK`` at a time, the server reading
+its sockets between chunks: with thousands of streams a pass takes tens of
+milliseconds, and events committed meanwhile reach the streams not yet woken
+in the same write as the earlier ones (and the others in the next pass)
+instead of waiting for a whole pass each. A stream whose position is already
+the head stays asleep.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Any
 import msgspec
 
 log = logging.getLogger("approvals.broker")
+
+WAKE_CHUNK = 256  # streams woken per loop iteration in a wake pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,11 @@ class Broker:
         self._items: list[Item] = []
         self._waiters: set[asyncio.Future[bool]] = set()
         # Streams wait without a timer each: one shared tick per keepalive period wakes them.
-        self._streams: set[asyncio.Future[bool]] = set()
+        # Each waiting stream's future and the position it has sent up to.
+        self._streams: dict[asyncio.Future[bool], int] = {}
+        self._pass: list[tuple[asyncio.Future[bool], int]] = []  # yet to wake in this pass
+        self._pass_at = 0  # the next index in ``_pass``
+        self._again = False  # the head grew during the pass: another pass follows
         self._ticker: asyncio.TimerHandle | None = None
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -105,16 +118,49 @@ class Broker:
         self._release(True)
 
     def _release(self, grew: bool) -> None:
-        streams, self._streams = self._streams, set()
-        for waiter in streams:
-            if not waiter.done():
-                waiter.set_result(grew)
-        if not grew:
+        if not grew:  # the keepalive tick: every stream asleep now sends one
+            streams, self._streams = self._streams, {}
+            for waiter in streams:
+                if not waiter.done():
+                    waiter.set_result(False)
             return
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(True)
+        if self._pass:
+            self._again = True  # streams already woken in this pass get these next pass
+        else:
+            self._start_pass()
+
+    def _start_pass(self) -> None:
+        if self._pass:  # a pass is under way (started since this one was scheduled)
+            self._again = True
+            return
+        self._again = False
+        self._pass, self._streams = list(self._streams.items()), {}
+        self._pass_at = 0
+        self._wake_chunk()
+
+    def _wake_chunk(self) -> None:
+        end = min(self._pass_at + WAKE_CHUNK, len(self._pass))
+        head = self.head
+        for waiter, position in self._pass[self._pass_at : end]:
+            if waiter.done():
+                continue
+            if position < head:
+                waiter.set_result(True)
+            else:
+                self._streams[waiter] = position  # nothing new for it: back to sleep
+        self._pass_at = end
+        loop = asyncio.get_running_loop()
+        if end < len(self._pass):
+            loop.call_soon(self._wake_chunk)
+            return
+        self._pass = []
+        if self._again:
+            # After the last chunk's streams have run: they have taken what there is.
+            loop.call_soon(self._start_pass)
 
     def since(self, position: int) -> list[Item] | None:
         """Ring items after ``position``, or None when the ring no longer covers it."""
@@ -147,11 +193,11 @@ class Broker:
         if self.head > position:
             return True
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._streams.add(waiter)
+        self._streams[waiter] = position
         try:
             return await waiter
         finally:
-            self._streams.discard(waiter)
+            self._streams.pop(waiter, None)
 
     def _tick(self) -> None:
         self._release(False)
@@ -177,7 +223,9 @@ class Broker:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
-        for waiter in (*self._waiters, *self._streams):
+        pending = [waiter for waiter, _ in self._pass[self._pass_at :]]
+        self._pass = []
+        for waiter in (*self._waiters, *self._streams, *pending):
             if not waiter.done():
                 waiter.set_result(False)
 
