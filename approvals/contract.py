@@ -18,7 +18,14 @@ import msgspec
 from litestar import Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
+from litestar.params import (
+    BodyKwarg,
+    CookieParameter,
+    DependencyKwarg,
+    HeaderParameter,
+    ParameterKwarg,
+    PathParameter,
+)
 from litestar.types import Empty
 
 from approvals.errors import ApiError, describe, invalid
@@ -207,10 +214,12 @@ def declared_query(handler: HTTPRouteHandler) -> frozenset[str] | None:
         kwarg = field.kwarg_definition
         if isinstance(kwarg, BodyKwarg | DependencyKwarg):
             continue
+        if isinstance(kwarg, HeaderParameter | CookieParameter | PathParameter):
+            continue
         if isinstance(kwarg, ParameterKwarg):
             if kwarg.header or kwarg.cookie:
                 continue
-            names.add(kwarg.query or name)
+            names.add(kwarg.query or kwarg.name or name)
         else:
             names.add(name)
     return frozenset(names)

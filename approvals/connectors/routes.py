@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
@@ -28,7 +28,7 @@ from approvals.webhooks.signing import new_secret
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
 TAGS = ["sources"]
-SourceId = Annotated[str, Parameter(max_length=200, description="the source's id")]
+SourceId = Annotated[str, PathParameter(max_length=200, description="the source's id")]
 
 
 def source_json(row: Any, resume_secret: str | None = None) -> SourceOut:
@@ -137,7 +137,7 @@ def new_source(values: dict[str, Any], key: str) -> dict[str, Any]:
     summary="Subscribe to a platform stream; the answer carries resumeSecret once",
     responses=errors(409, *WRITE_ERRORS),
 )
-async def create_source(request: Request[Any, Any, Any], data: SourceCreate) -> SourceOut:
+async def create_source(request: Request[Any, Any, Any], data: JSONBody[SourceCreate]) -> SourceOut:
     """Subscribe to a platform stream; the answer carries ``resumeSecret`` once."""
     values = source_values(data, _destinations(request))
     await _name_free(request, values["name"])
@@ -196,7 +196,7 @@ async def get_source(request: Request[Any, Any, Any], source_id: SourceId) -> So
     responses=errors(404, 409, *WRITE_ERRORS),
 )
 async def update_source(
-    request: Request[Any, Any, Any], source_id: SourceId, data: SourceUpdate
+    request: Request[Any, Any, Any], source_id: SourceId, data: JSONBody[SourceUpdate]
 ) -> SourceOut:
     """Change a source (a new token, URL or resumeUrl); a failed source reconnects."""
     await _load(request, source_id)

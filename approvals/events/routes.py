@@ -6,7 +6,7 @@ from typing import Annotated, Any, cast
 
 from litestar import Request, get, post
 from litestar.enums import MediaType
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Response
 
 from approvals.auth.guard import hold_stream, requires
@@ -22,17 +22,17 @@ TAGS = ["events"]
 
 Position = Annotated[
     str | None,
-    Parameter(
+    QueryParameter(
         pattern=r"^[0-9]{1,18}$",
         description="an event id (decimal digits) as sent in the stream's id: field",
     ),
 ]
-Flag = Annotated[bool | None, Parameter(description="true or false")]
+Flag = Annotated[bool | None, QueryParameter(description="true or false")]
 
 
 def _list(name: str, what: str) -> Any:
-    return Parameter(
-        query=name,
+    return QueryParameter(
+        name=name,
         max_length=2000,
         description=f"only events whose {what} is one of these (comma-separated)",
     )
@@ -93,12 +93,14 @@ async def get_events(
     status: Annotated[str | None, _list("status", "status")] = None,
     after: Position = None,
     history: Flag = None,
-    tail: Annotated[int | None, Parameter(ge=0, le=100_000, schema_extra={"minimum": 0})] = None,
-    limit: Annotated[int | None, Parameter(ge=1, le=MAX_PAGE)] = None,
+    tail: Annotated[
+        int | None, QueryParameter(ge=0, le=100_000, schema_extra={"minimum": 0})
+    ] = None,
+    limit: Annotated[int | None, QueryParameter(ge=1, le=MAX_PAGE)] = None,
     follow: Flag = None,
     last_event_id: Annotated[
         str | None,
-        Parameter(header="Last-Event-ID", max_length=40, description="resume after this id"),
+        HeaderParameter(name="Last-Event-ID", max_length=40, description="resume after this id"),
     ] = None,
 ) -> Response[EventPage]:
     """Stream events over SSE, or answer a JSON page."""
@@ -176,7 +178,7 @@ async def _page(
 )
 async def get_event(
     request: Request[Any, Any, Any],
-    event_id: Annotated[str, Parameter(max_length=40, description="the event's id")],
+    event_id: Annotated[str, PathParameter(max_length=40, description="the event's id")],
 ) -> EventOut:
     """One event by id."""
     position = parse_position(event_id, "id")

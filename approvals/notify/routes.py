@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select
 
@@ -23,7 +23,7 @@ from approvals.notify.schema import NotificationCreate, NotificationList, Notifi
 
 SLACK_CHANNEL = re.compile(r"[CGDU][A-Z0-9]{2,30}")
 TAGS = ["notifications"]
-NotificationId = Annotated[str, Parameter(max_length=200, description="the route's id")]
+NotificationId = Annotated[str, PathParameter(max_length=200, description="the route's id")]
 
 
 def public(row: Any) -> NotificationPublic:
@@ -62,7 +62,7 @@ def check_target(data: NotificationCreate) -> str:
     responses=errors(*WRITE_ERRORS),
 )
 async def create_notification(
-    request: Request[Any, Any, Any], data: NotificationCreate
+    request: Request[Any, Any, Any], data: JSONBody[NotificationCreate]
 ) -> NotificationPublic:
     """Announce matching approvals on Slack or by email, with an optional reminder."""
     values = {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 from litestar import Request, delete, get, post
-from litestar.params import Parameter
+from litestar.params import Body, HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select
@@ -46,8 +46,8 @@ MAX_LIMIT = 500
 TAGS = ["approvals"]
 log = logging.getLogger("approvals.queue")
 
-ListFilter = Annotated[str | None, Parameter(max_length=2000, description="comma-separated")]
-ApprovalId = Annotated[str, Parameter(max_length=200, description="the approval's id")]
+ListFilter = Annotated[str | None, QueryParameter(max_length=2000, description="comma-separated")]
+ApprovalId = Annotated[str, PathParameter(max_length=200, description="the approval's id")]
 
 
 @post(
@@ -59,7 +59,9 @@ ApprovalId = Annotated[str, Parameter(max_length=200, description="the approval'
     summary="Open an approval (appends its steering_request event)",
     responses=errors(409, *WRITE_ERRORS),
 )
-async def open_approval(request: Request[Any, Any, Any], data: ApprovalCreate) -> ApprovalOut:
+async def open_approval(
+    request: Request[Any, Any, Any], data: JSONBody[ApprovalCreate]
+) -> ApprovalOut:
     """Open an approval: append its ``steering_request`` event."""
     services = request.app.state.services
     row, options = request_row(data, parse_destinations(services.settings.webhook_allowed))
@@ -84,15 +86,15 @@ async def list_approvals(
     request: Request[Any, Any, Any],
     status: Annotated[
         Literal["pending", "approved", "rejected", "answered", "expired", "all"],
-        Parameter(description="which approvals (pending by default)"),
+        QueryParameter(description="which approvals (pending by default)"),
     ] = "pending",
-    run_id: Annotated[str | None, Parameter(query="run_id", max_length=2000)] = None,
-    thread_id: Annotated[str | None, Parameter(query="thread_id", max_length=2000)] = None,
-    agent_id: Annotated[str | None, Parameter(query="agent_id", max_length=2000)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 50,
+    run_id: Annotated[str | None, QueryParameter(name="run_id", max_length=2000)] = None,
+    thread_id: Annotated[str | None, QueryParameter(name="thread_id", max_length=2000)] = None,
+    agent_id: Annotated[str | None, QueryParameter(name="agent_id", max_length=2000)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[
         str | None,
-        Parameter(pattern=r"^[0-9]{1,18}$", description="the nextCursor of the previous page"),
+        QueryParameter(pattern=r"^[0-9]{1,18}$", description="the nextCursor of the previous page"),
     ] = None,
 ) -> ApprovalPage:
     """The queue, oldest first, with cursor pagination."""
@@ -143,12 +145,12 @@ async def stream_approvals(
     thread_id: ListFilter = None,
     tool: ListFilter = None,
     decidable: Annotated[
-        bool, Parameter(description="only approvals the caller may decide under their policy")
+        bool, QueryParameter(description="only approvals the caller may decide under their policy")
     ] = False,
     after: Position = None,
     last_event_id: Annotated[
         str | None,
-        Parameter(header="Last-Event-ID", max_length=40, description="resume after this id"),
+        HeaderParameter(name="Last-Event-ID", max_length=40, description="resume after this id"),
     ] = None,
 ) -> Stream:
     """Stream the queue: a snapshot of what is pending, then each change in log order."""
@@ -192,7 +194,7 @@ async def get_approval(
     approval_id: ApprovalId,
     wait: Annotated[
         float | None,
-        Parameter(
+        QueryParameter(
             ge=0,
             le=3600,
             schema_extra={"minimum": 0},
@@ -238,7 +240,7 @@ async def _decide_one(
     responses=errors(404, 409, *WRITE_ERRORS),
 )
 async def decide(
-    request: Request[Any, Any, Any], approval_id: ApprovalId, data: DecisionIn
+    request: Request[Any, Any, Any], approval_id: ApprovalId, data: JSONBody[DecisionIn]
 ) -> ApprovalOut:
     """Approve, reject or answer one approval; 409 when it is already resolved."""
     return _out(await _decide_one(request, approval_id, check_decision(data)))
@@ -255,7 +257,7 @@ async def decide(
 )
 async def decide_many(
     request: Request[Any, Any, Any],
-    data: Annotated[list[dict[str, Any]], Parameter(min_length=1, max_length=500)],
+    data: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=500)],
 ) -> DecisionResults:
     """Decide several approvals; each item succeeds or fails on its own."""
     # Items are checked one by one (documented as DecisionItem by approvals.openapi), so a
@@ -289,7 +291,7 @@ async def decide_many(
     summary="Store a policy for an agent and/or a tool",
     responses=errors(*WRITE_ERRORS),
 )
-async def create_policy(request: Request[Any, Any, Any], data: PolicyCreate) -> PolicyOut:
+async def create_policy(request: Request[Any, Any, Any], data: JSONBody[PolicyCreate]) -> PolicyOut:
     """Store a policy for an agent and/or a tool."""
     values = policy_values(data)
     values.update(id=new_id("pol"), created_at=now_iso())
@@ -333,7 +335,7 @@ async def list_policies(request: Request[Any, Any, Any]) -> PolicyList:
 )
 async def delete_policy(
     request: Request[Any, Any, Any],
-    policy_id: Annotated[str, Parameter(max_length=200)],
+    policy_id: Annotated[str, PathParameter(max_length=200)],
 ) -> None:
     """Remove a policy; open approvals keep the rule they were opened under."""
     table = service.policies_table

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from litestar import Request, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, select, update
 
@@ -35,7 +35,7 @@ from approvals.webhooks.worker import attempts_table, endpoint_status
 
 ROTATION_OVERLAP = timedelta(hours=24)
 TAGS = ["webhooks"]
-EndpointId = Annotated[str, Parameter(max_length=200, description="the endpoint's id")]
+EndpointId = Annotated[str, PathParameter(max_length=200, description="the endpoint's id")]
 
 
 def _check_types(value: list[str]) -> list[str]:
@@ -113,7 +113,9 @@ async def _endpoint(request: Request[Any, Any, Any], endpoint_id: str) -> Any:
     summary="Register an endpoint; the answer carries its signing secret once",
     responses=errors(*WRITE_ERRORS),
 )
-async def create_endpoint(request: Request[Any, Any, Any], data: WebhookCreate) -> WebhookOut:
+async def create_endpoint(
+    request: Request[Any, Any, Any], data: JSONBody[WebhookCreate]
+) -> WebhookOut:
     """Register an endpoint; the answer carries its signing secret, shown this once."""
     url = check_url(data.url, "body.url")
     types = _check_types(data.event_types)
@@ -251,10 +253,11 @@ async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: EndpointId
 async def list_deliveries(
     request: Request[Any, Any, Any],
     endpoint_id: EndpointId,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    status: FromQuery[Literal["pending", "succeeded", "failed"] | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     cursor: Annotated[
-        str | None, Parameter(max_length=200, description="the nextCursor of the previous page")
+        str | None,
+        QueryParameter(max_length=200, description="the nextCursor of the previous page"),
     ] = None,
 ) -> DeliveryPage:
     """An endpoint's deliveries, newest first, with their attempts."""
@@ -325,7 +328,7 @@ async def requeue(services: Any, delivery_id: str) -> Any:
 )
 async def retry_delivery(
     request: Request[Any, Any, Any],
-    delivery_id: Annotated[str, Parameter(max_length=200)],
+    delivery_id: Annotated[str, PathParameter(max_length=200)],
 ) -> DeliveryOut:
     """Send a delivery again now (recorded as a manual attempt)."""
     return delivery_json(await requeue(request.app.state.services, delivery_id))
