@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -11,6 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from approvals.events.broker import WAKE_CHUNK
 from conftest import Database, Server
 from streams import Subscription
 
@@ -264,6 +267,58 @@ def test_concurrent_writers_with_a_live_subscriber_and_a_resumer(server: Server)
         live.take(1)
         stored = _concurrent_writers([server], key, threads=8, per_thread=25)
         _check_identical(live, [server], key, stored)
+
+
+def test_hundreds_of_subscribers_each_get_every_event_once_in_order(server: Server) -> None:
+    # More streams than the broker wakes in one loop turn, with writers posting while
+    # wake-up passes are under way: every stream still sees exactly the stored events.
+    key = server.db.key()
+    count = WAKE_CHUNK * 2 + 45
+    frame_id = re.compile(rb"(?:^|\n)id: (\d+)\n")
+
+    async def scenario() -> tuple[list[list[int]], list[dict[str, object]]]:
+        streams = []
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                f"GET /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n"
+                "Accept: text/event-stream\r\n\r\n".encode()
+            )
+            streams.append((reader, writer))
+        seen: list[bytes] = [b""] * count
+        for n, (reader, _) in enumerate(streams):  # each has subscribed before anything is posted
+            while b"event: connected" not in seen[n]:
+                chunk = await asyncio.wait_for(reader.read(65536), 30)
+                assert chunk, seen[n][:300]
+                seen[n] += chunk
+        written = asyncio.create_task(
+            asyncio.to_thread(_concurrent_writers, [server], key, threads=8, per_thread=25)
+        )
+
+        async def read_all(n: int) -> None:
+            reader = streams[n][0]
+            deadline = time.monotonic() + 90
+            while not (written.done() and len(frame_id.findall(seen[n])) >= len(written.result())):
+                assert time.monotonic() < deadline, f"stream {n} fell silent"
+                try:  # short waits: the posts may all have arrived before the writers return
+                    chunk = await asyncio.wait_for(reader.read(1 << 20), 0.5)
+                except TimeoutError:
+                    continue
+                assert chunk, "the server closed a stream"
+                seen[n] += chunk
+
+        readers = asyncio.gather(*(read_all(n) for n in range(count)))  # read while posted
+        stored = await written
+        await readers
+        for _, writer in streams:
+            writer.close()
+        return [[int(i) for i in frame_id.findall(data)] for data in seen], stored
+
+    received, stored = asyncio.run(scenario())
+    expected = sorted(ids(stored))
+    assert len(expected) > 200
+    for got in received:
+        assert got == expected, "a stream missed, repeated or reordered events"
 
 
 @pytest.mark.postgres
