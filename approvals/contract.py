@@ -214,10 +214,12 @@ def declared_query(handler: HTTPRouteHandler) -> frozenset[str] | None:
         kwarg = field.kwarg_definition
         if isinstance(kwarg, BodyKwarg | DependencyKwarg):
             continue
-        if isinstance(kwarg, HeaderParameter | CookieParameter | PathParameter):
-            continue
         if isinstance(kwarg, ParameterKwarg):
-            if kwarg.header or kwarg.cookie:
+            if (
+                isinstance(kwarg, HeaderParameter | CookieParameter | PathParameter)
+                or kwarg.header
+                or kwarg.cookie
+            ):
                 continue
             names.add(kwarg.query or kwarg.name or name)
         else:

@@ -128,13 +128,10 @@ class Broker:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(True)
-        if self._pass:
-            self._again = True  # streams already woken in this pass get these next pass
-        else:
-            self._start_pass()
+        self._start_pass()
 
     def _start_pass(self) -> None:
-        if self._pass:  # a pass is under way (started since this one was scheduled)
+        if self._pass:  # a pass is under way: streams it already woke get these next pass
             self._again = True
             return
         self._again = False
