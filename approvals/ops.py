@@ -8,6 +8,7 @@ from litestar import Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
+from approvals.beats import STALE_SECONDS
 from approvals.metrics import render
 
 
@@ -21,16 +22,34 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="readyz",
     tags=["operations"],
-    responses={503: ResponseSpec(data_container=dict[str, str], description="Database down")},
+    responses={
+        503: ResponseSpec(
+            data_container=dict[str, str], description="The database or a background loop is down"
+        )
+    },
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Answer 200 when the database answers, 503 otherwise."""
+    """Answer 200 when the database answers and every background loop is turning, 503
+    otherwise (naming the loops that stalled)."""
+    services = request.app.state.services
     try:
-        async with request.app.state.services.engine.connect() as conn:
+        async with services.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
         return Response(
             {"status": "unavailable", "error": "unavailable", "message": str(exc)[:200]},
+            status_code=503,
+        )
+    stalled = services.beats.stalled()
+    if stalled:
+        return Response(
+            {
+                "status": "unavailable",
+                "error": "unavailable",
+                "message": f"background loop stalled: {', '.join(stalled)} "
+                f"(no progress for {STALE_SECONDS:g}s or stopped); see the service log",
+                "stalled": ", ".join(stalled),
+            },
             status_code=503,
         )
     return Response({"status": "ready"})

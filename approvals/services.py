@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.auth.keys import KeyCache
 from approvals.auth.rates import RateError, RateLimiter, StreamCounter, parse_rate
+from approvals.beats import Beats
 from approvals.config import Settings
 from approvals.connectors.resume import resume_deliveries, resume_secret
 from approvals.connectors.runner import Connectors
@@ -52,6 +53,7 @@ class Services:
     streams: StreamCounter = field(default_factory=StreamCounter)
     signers: dict[str, Any] = field(default_factory=dict)  # cookie and link signers by salt
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    beats: Beats = field(default_factory=Beats)  # background loops' turns, for /readyz
 
     @classmethod
     def build(cls, settings: Settings, url: URL) -> Services:
@@ -92,6 +94,7 @@ class Services:
         services.connectors = Connectors(services)
         services.notifier = Notifier(services)
         webhooks.senders[NOTIFY] = services.notifier
+        webhooks.beat = lambda: services.beats.beat("deliveries")
         return services
 
     async def start(self) -> None:
@@ -109,9 +112,13 @@ class Services:
         if self.wakeup is not None:
             self.wakeup.start()
             self.broker.kick()  # catch up on what was appended before the socket was bound
-        self.tasks.append(asyncio.create_task(expiry_loop(self)))
-        self.tasks.append(asyncio.create_task(self.webhooks.run()))
-        self.tasks.append(asyncio.create_task(self.connectors.run()))
+        loops = {
+            "expiry": expiry_loop(self),
+            "deliveries": self.webhooks.run(),
+            "connectors": self.connectors.run(),
+        }
+        for name, loop in loops.items():
+            self.tasks.append(self.beats.watch(name, asyncio.create_task(loop, name=name)))
 
     async def stop(self) -> None:
         """Stop background work and close the engine."""

@@ -118,9 +118,14 @@ class SourceRunner:
                 log.warning("source %s failed: %s", source["name"], exc)
                 await self._set(status="failed", last_error=str(exc))
                 return
-            except (Retry, httpx.HTTPError, SSEError, OSError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # network trouble, or anything else: back off, retry
                 failures += 1
                 reason = str(exc) or type(exc).__name__
+                if not isinstance(exc, Retry | httpx.HTTPError | SSEError | OSError):
+                    log.exception("source %s failed unexpectedly", source["name"])
+                    reason = f"{type(exc).__name__}: {reason}"
                 if isinstance(exc, httpx.ReadTimeout):
                     reason = f"no bytes for {self.silence:g}s: treated as dead"
                 delay = backoff(failures, self.rng, self.retry_hint)
@@ -190,6 +195,10 @@ class SourceRunner:
                 except (DialectError, ApiError) as exc:
                     await self._skip(source, upstream.id, str(exc))
                     continue
+                except Exception as exc:  # a mapping bug: skip the message, keep the source
+                    log.exception("source %s: mapping a message failed", source["name"])
+                    await self._skip(source, upstream.id, f"{type(exc).__name__}: {exc}")
+                    continue
                 await self._store(source, mapped, rows)
                 finished = finished or mapped.end_of_run
         return finished
@@ -251,6 +260,7 @@ class Connectors:
         """Reconcile running runners with the sources table every two seconds."""
         try:
             while True:
+                self.services.beats.beat("connectors")
                 try:
                     await self._reconcile()
                 except asyncio.CancelledError:

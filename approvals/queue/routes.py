@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 from litestar import Request, delete, get, post
@@ -377,11 +377,17 @@ async def expiry_loop(services: Any) -> None:
     also looks every ``EXPIRY_RECHECK`` seconds whatever happens.
     """
     broker = services.broker
+    held: dict[str, float] = {}  # approvals whose expiry failed -> when to try again
     while True:
+        services.beats.beat("expiry")
         position = broker.head  # events after this may open approvals
         try:
-            await service.expire_due(services.log)
+            await service.expire_due(services.log, held=held)
             due = await service.next_deadline(services.engine)
+            if held and due is not None and due <= datetime.now(UTC):
+                # Only held approvals are overdue: look again when the first is due a retry.
+                first = min(held.values()) - time.monotonic()
+                due = datetime.now(UTC) + timedelta(seconds=max(first, 0.25))
         except asyncio.CancelledError:
             raise
         except Exception:

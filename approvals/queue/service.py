@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,8 @@ from approvals.events.schema import to_json
 from approvals.events.writer import prepared
 from approvals.queue import policy
 from approvals.queue.models import Approval, Policy, Vote
+
+logger = logging.getLogger("approvals.queue")
 
 approvals_table = Approval.__table__  # type: ignore[attr-defined]
 votes_table = Vote.__table__  # type: ignore[attr-defined]
@@ -509,9 +513,22 @@ def _conflict(row: dict[str, Any]) -> ApiError:
     )
 
 
-async def expire_due(log: EventLog, now: str | None = None) -> int:
-    """Resolve every pending approval whose deadline has passed; return how many."""
+EXPIRY_RETRY = 30.0  # seconds before an approval whose expiry failed is tried again
+
+
+async def expire_due(
+    log: EventLog, now: str | None = None, held: dict[str, float] | None = None
+) -> int:
+    """Resolve every pending approval whose deadline has passed; return how many.
+
+    With ``held``, an approval whose expiry fails is logged and held back for
+    ``EXPIRY_RETRY`` seconds (its id -> monotonic time) while the others go on.
+    """
     moment = now or now_iso()
+    if held:
+        clock = time.monotonic()
+        for approval_id in [a for a, until in held.items() if until <= clock]:
+            del held[approval_id]
     async with log.engine.connect() as conn:
         due = (
             await conn.execute(
@@ -527,22 +544,34 @@ async def expire_due(log: EventLog, now: str | None = None) -> int:
         ).all()
     done = 0
     for approval_id, on_timeout in due:
-        async with log.transaction(SYSTEM_TIMEOUT) as tx:
-            row, request = await _load_with_request(tx, approval_id)
-            if row["status"] != "pending":
-                continue  # another process, or a human, got there first
-            decision = "approve" if on_timeout == "approve" else "reject"
-            await finish(
-                tx,
-                approval_id,
-                decision,
-                SYSTEM_TIMEOUT,
-                expired=True,
-                request_row=request,
-                approval_row=row,
-            )
-            done += 1
+        if held is not None and approval_id in held:
+            continue
+        try:
+            done += await _expire_one(log, approval_id, on_timeout)
+        except Exception:
+            if held is None:
+                raise
+            logger.exception("approval %s: expiring it failed; trying again later", approval_id)
+            held[approval_id] = time.monotonic() + EXPIRY_RETRY
     return done
+
+
+async def _expire_one(log: EventLog, approval_id: str, on_timeout: str) -> int:
+    async with log.transaction(SYSTEM_TIMEOUT) as tx:
+        row, request = await _load_with_request(tx, approval_id)
+        if row["status"] != "pending":
+            return 0  # another process, or a human, got there first
+        decision = "approve" if on_timeout == "approve" else "reject"
+        await finish(
+            tx,
+            approval_id,
+            decision,
+            SYSTEM_TIMEOUT,
+            expired=True,
+            request_row=request,
+            approval_row=row,
+        )
+        return 1
 
 
 async def next_deadline(engine: AsyncEngine) -> datetime | None:

@@ -55,6 +55,7 @@ class DeliveryWorker:
         self._client: httpx.AsyncClient | None = None
         # kind -> coroutine that makes one attempt itself (notifications register "notify").
         self.senders: dict[str, Callable[[dict[str, Any]], Awaitable[Sent]]] = {}
+        self.beat: Callable[[], None] = lambda: None  # a turn of the loop (``/readyz``)
 
     def wake(self) -> None:
         """Look for due deliveries now (called after a transaction queues some)."""
@@ -66,16 +67,18 @@ class DeliveryWorker:
         self._client = outbound.client(self.guard, self.settings.webhook_timeout)
         try:
             while True:
+                self.beat()
                 try:
                     claimed = await self.claim()
+                    if claimed:
+                        await self.send_batch(claimed)
+                        continue
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("claiming deliveries failed; retrying")
-                    claimed = []
-                if claimed:
-                    await self.send_batch(claimed)
-                    continue
+                    # Per-item failures are recorded as attempts; this is the database
+                    # itself failing. The claims lapse and the deliveries are tried again.
+                    log.exception("claiming or recording deliveries failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 self._wake.clear()
@@ -123,8 +126,7 @@ class DeliveryWorker:
 
     async def send_batch(self, deliveries: list[dict[str, Any]]) -> None:
         """Send claimed deliveries concurrently, then record every attempt in one transaction."""
-        async with self.engine.begin() as conn:  # may create the callback secret
-            keys = await signing_secrets_for(conn, deliveries)
+        keys = await self._secrets(deliveries)
         renewing = asyncio.create_task(self._renew([d["id"] for d in deliveries]))
         try:
             outcomes = await asyncio.gather(
@@ -135,6 +137,21 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
         await self._record(outcomes)
+
+    async def _secrets(self, deliveries: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """Signing secrets by delivery id; a delivery whose lookup fails gets none (its
+        attempt then fails with that error) and the others keep theirs."""
+        try:
+            async with self.engine.begin() as conn:  # may create the callback secret
+                return await signing_secrets_for(conn, deliveries)
+        except Exception:
+            if len(deliveries) == 1:
+                log.exception("delivery %s: reading its signing secret failed", deliveries[0]["id"])
+                return {}
+        keys: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            keys.update(await self._secrets([delivery]))
+        return keys
 
     async def _renew(self, ids: list[str]) -> None:
         """Extend this process's claim on ``ids`` while their attempts run (a slow receiver
@@ -182,6 +199,8 @@ class DeliveryWorker:
         try:
             if not keys:
                 raise PermissionError("no signing secret: the endpoint or source is gone")
+            if (unsendable := outbound.unsendable(delivery["url"])) is not None:
+                raise outbound.Refused(f"the URL {unsendable}")  # stored before the check
             headers = signing.headers(
                 delivery["msg_id"], datetime.now(UTC), delivery["payload"], keys
             )
@@ -212,6 +231,9 @@ class DeliveryWorker:
             error = f"timed out after {self.settings.webhook_timeout:g}s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        except Exception as exc:  # httpx.InvalidURL, a bug: one item never stops the rest
+            log.exception("delivery %s: the attempt failed unexpectedly", delivery["id"])
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         duration = int((time.monotonic() - began) * 1000)
         return Outcome(delivery, status_code, error, retry_after, duration, permanent=refused)
 
@@ -224,7 +246,8 @@ class DeliveryWorker:
     def _settle(self, outcome: Outcome, now: str) -> dict[str, Any]:
         """The delivery's new state after an attempt."""
         attempt = outcome.delivery["attempts"] + 1
-        error = outcome.error
+        # Error texts may quote what an agent wrote; PostgreSQL refuses NUL in text.
+        error = outcome.error.replace("\x00", "\\0") if outcome.error is not None else None
         gone = outcome.status_code == 410
         permanent = outcome.permanent  # a refused destination, or a sender's verdict
         values: dict[str, Any] = {
@@ -253,6 +276,24 @@ class DeliveryWorker:
         return values
 
     async def _record(self, outcomes: list[Outcome]) -> None:
+        """Record a batch's attempts; when the batch cannot be written, each on its own, so
+        one outcome the database refuses leaves the others recorded (its claim lapses and
+        it is tried again)."""
+        try:
+            await self._record_all(outcomes)
+        except Exception:
+            if len(outcomes) == 1:
+                raise
+            log.exception("recording %d attempts failed; recording each alone", len(outcomes))
+            for outcome in outcomes:
+                try:
+                    await self._record_all([outcome])
+                except Exception:
+                    log.exception(
+                        "delivery %s: recording its attempt failed", outcome.delivery["id"]
+                    )
+
+    async def _record_all(self, outcomes: list[Outcome]) -> None:
         now = now_iso()
         attempts = []
         health: dict[str, list[Outcome]] = {}
@@ -267,7 +308,7 @@ class DeliveryWorker:
                         "trigger": delivery["next_trigger"],
                         "status_code": outcome.status_code,
                         "duration_ms": outcome.duration,
-                        "error": outcome.error,
+                        "error": values["last_error"],
                         "created_at": now,
                     }
                 )
