@@ -147,10 +147,13 @@ class SlackStandIn:
             time.sleep(0.05)
 
 
-def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+def sign(
+    body: str | bytes, timestamp: int | str | None = None, secret: str = SIGNING_SECRET
+) -> dict[str, str]:
     """The headers Slack sends with a request body: ``v0=`` HMAC-SHA256 of ``v0:{ts}:{body}``."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
     return {
         "x-slack-request-timestamp": ts,
         "x-slack-signature": f"v0={digest}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -11,10 +13,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from approvals.db import make_sync_engine, parse_url
 from conftest import Database, Server, until
 from slack_standin import SIGNING_SECRET, TOKEN, Call, SlackStandIn, click, form, sign, submission
 
@@ -475,3 +480,236 @@ def test_a_reminder_follows_once_while_pending(
         )
         assert len(posted_for(slack, decided["id"])) == 1  # no reminder once decided
         assert len(posted_for(slack, waiting["id"])) == 2  # and only one reminder
+
+
+def execute(db: Database, sql: str, **params: Any) -> None:
+    """Run one SQL statement and commit it."""
+    engine = make_sync_engine(parse_url(db.url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def nothing_decided(server: Server, slack: SlackStandIn, approval_id: str) -> None:
+    """No vote, no decision, no modal and no ephemeral answer for ``approval_id``."""
+    with server.client(server.db.key("approvals:read")) as http:
+        assert approval(http, approval_id)["status"] == "pending"
+    assert server.db.scalar("SELECT count(*) FROM approval_votes") == 0
+    assert slack.of("views.open") == [] and slack.of("chat.postEphemeral") == []
+
+
+def signed_as_sent(body: bytes, timestamp: str, signature: bytes | None = None) -> dict[str, bytes]:
+    """Headers carrying ``timestamp`` as UTF-8 bytes, signed over the text a server reads."""
+    seen = timestamp.encode().decode("latin-1")  # header bytes read as Latin-1
+    base = f"v0:{seen}:".encode() + body
+    digest = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "x-slack-request-timestamp": timestamp.encode(),
+        "x-slack-signature": signature or f"v0={digest}".encode(),
+        "content-type": b"application/x-www-form-urlencoded",
+    }
+
+
+def test_timestamps_are_ascii_digits_or_401(
+    database: Database, make_server: Callable[..., Server], slack: SlackStandIn
+) -> None:
+    reviewer(database, "alice", "U0ALICE")
+    server = start(make_server, database, slack)
+    with server.client(server.db.key("admin")) as http:
+        opened = open_request(http)
+    body = form(click("U0ALICE", "approve", opened["id"])).encode()
+    now = str(int(time.time()))
+    # (Spaces around a header value never arrive: HTTP parsers strip them, as httpx refuses
+    # to send them.)
+    for stamp in (
+        "--5",
+        "+5",
+        "²",
+        "١٢",
+        "5.0",
+        "",
+        str(10**30),
+        "9" * 5000,
+        f"--{now}",
+        f"+{now}",
+        f"{now}²",
+        "".join(chr(0x0660 + int(d)) for d in now),  # now, in Arabic-Indic digits
+        f"{now}.0",
+    ):
+        answer = httpx.post(
+            server.base + "/slack/interactions", content=body, headers=signed_as_sent(body, stamp)
+        )
+        assert answer.status_code == 401, (stamp, answer.status_code, answer.text)
+        assert answer.json()["error"] == "unauthorized"
+    # A signature that is not ASCII is not a signature either.
+    odd = signed_as_sent(body, now, signature="v0=é".encode("latin-1"))
+    answer = httpx.post(server.base + "/slack/interactions", content=body, headers=odd)
+    assert answer.status_code == 401, answer.text
+    nothing_decided(server, slack, opened["id"])
+
+
+def test_malformed_callbacks_answer_400_and_decide_nothing(
+    database: Database, make_server: Callable[..., Server], slack: SlackStandIn
+) -> None:
+    reviewer(database, "alice", "U0ALICE")
+    server = start(make_server, database, slack)
+    with server.client(server.db.key("admin")) as http:
+        opened = open_request(http)
+    good = click("U0ALICE", "approve", opened["id"])
+    act = good["actions"][0]
+    sub = submission("U0ALICE", opened["id"], "no")
+    view = sub["view"]
+    payloads: list[Any] = [
+        [good],
+        "block_actions",
+        5,
+        None,
+        {**good, "type": 5},
+        {**good, "actions": "approve"},
+        {**good, "actions": {"action_id": "approve"}},
+        {**good, "actions": ["approve"]},
+        {**good, "actions": [None]},
+        {**good, "actions": [{**act, "action_id": 5}]},
+        {**good, "actions": [{**act, "value": 5}]},
+        {**good, "actions": [{**act, "value": [opened["id"]]}]},
+        {**good, "actions": [{**act, "value": opened["id"] + "x" * 5000}]},
+        {**good, "actions": [{**act, "value": opened["id"] + "\u0000"}]},
+        {**good, "user": "U0ALICE"},
+        {**good, "user": None},
+        {**good, "user": {"id": 5}},
+        {**good, "user": {"id": "U" * 5000}},
+        {**good, "user": {"id": "U0ALICE\u0000"}},
+        {k: v for k, v in good.items() if k != "user"},
+        {**good, "channel": "C0APPROVALS"},
+        {**good, "channel": {"id": "C" * 5000}},
+        {**good, "trigger_id": 5},
+        {**sub, "view": "V0TEST"},
+        {**sub, "view": None},
+        {**sub, "view": {**view, "state": []}},
+        {**sub, "view": {**view, "state": {"values": "reason"}}},
+        {**sub, "view": {**view, "state": {"values": {"reason": []}}}},
+        {**sub, "view": {**view, "state": {"values": {"reason": {"reason": "no"}}}}},
+        {**sub, "view": {**view, "state": {"values": {"reason": {"reason": {"value": 5}}}}}},
+        {**sub, "view": {**view, "state": {"values": {"reason": {"reason": {"value": "\u0000"}}}}}},
+        {**sub, "view": {**view, "private_metadata": 5}},
+        {**sub, "view": {**view, "private_metadata": opened["id"] + "x" * 5000}},
+        {**sub, "view": {**view, "callback_id": ["reject_reason"]}},
+        {**sub, "user": {"id": ["U0ALICE"]}},
+    ]
+    bodies: list[bytes] = [form(p).encode() for p in payloads] + [
+        b"",
+        b"\xff\xfe\x00not form data",
+        b"payload=%FF%FE",
+        b"payload=not+json",
+        b"payload=" + b"%7B" * 3,
+        b"nothing=here",
+        b"payload=%7B%7D&payload=%7B%7D",
+        form(good).encode().replace(b"%22approve%22", b"%22approve%5Cud800%22"),
+        urlencode(
+            {"payload": json.dumps(good)[:-1] + ', "junk": ' + "[" * 5000 + "]" * 5000 + "}"}
+        ).encode(),
+    ]
+    for body in bodies:
+        answer = httpx.post(server.base + "/slack/interactions", content=body, headers=sign(body))
+        assert answer.status_code == 400, (body[:200], answer.status_code, answer.text)
+        assert answer.json()["error"] == "invalid" and answer.json()["message"]
+        unsigned = httpx.post(
+            server.base + "/slack/interactions",
+            content=body,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert unsigned.status_code == 401, (body[:200], unsigned.text)
+    nothing_decided(server, slack, opened["id"])
+    # Other interaction kinds are acknowledged and ignored; the well-formed click still works.
+    for ignored in ({"type": "view_closed", "user": {"id": "U0ALICE"}}, {"type": "shortcut"}):
+        assert interact(server, ignored).status_code == 200
+    assert interact(server, good).status_code == 200
+    with server.client(server.db.key("approvals:read")) as http:
+        assert approval(http, opened["id"])["status"] == "approved"
+
+
+def test_a_replayed_interaction_is_acknowledged_and_does_nothing(
+    database: Database, make_server: Callable[..., Server], slack: SlackStandIn
+) -> None:
+    reviewer(database, "alice", "U0ALICE")
+    reviewer(database, "bob", "U0BOB")
+    server = start(make_server, database, slack)
+    other = start(make_server, database, slack)  # another instance on the same database
+    with server.client(server.db.key("admin")) as http:
+        policy = {"tool": "delete_data", "action": "require", "minApprovals": 2}
+        assert http.post("/v1/policies", json=policy).status_code == 201
+        quorum = open_request(http, detail={"tool": "delete_data"})
+        single = open_request(http, title="reject me")
+
+    def replay(payload: dict[str, Any]) -> list[httpx.Response]:
+        body = form(payload)
+        headers = sign(body)
+        return [
+            httpx.post(target.base + "/slack/interactions", content=body, headers=headers)
+            for target in (server, server, other)
+        ]
+
+    # A vote counts once, and the replays send no "already approved" answer.
+    answers = replay(click("U0ALICE", "approve", quorum["id"]))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert "1 of 2" in slack.wait_for("chat.postEphemeral")[0].body["text"]
+    # Reject opens one form, however often the click is replayed.
+    answers = replay(click("U0BOB", "reject", single["id"]))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    slack.wait_for("views.open")
+    # The form's submission decides once; replays answer no error to show.
+    answers = replay(submission("U0BOB", single["id"], "replayed"))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all(a.content in (b"", b"null") for a in answers), [a.text for a in answers]
+    time.sleep(1)  # anything a replay would send has had time to arrive
+    assert [c.body["text"] for c in slack.of("chat.postEphemeral")] == [
+        "Your approval counts: 1 of 2 so far."
+    ]
+    assert len(slack.of("views.open")) == 1
+    with server.client(server.db.key("approvals:read")) as http:
+        assert approval(http, quorum["id"])["status"] == "pending"
+        assert [v["by"] for v in approval(http, quorum["id"])["votes"]] == ["alice"]
+        done = approval(http, single["id"])
+        assert done["status"] == "rejected" and done["comment"] == "replayed"
+    assert server.db.scalar("SELECT count(*) FROM interaction_receipts") == 3
+    # Receipts older than Slack's window are forgotten as new ones arrive.
+    execute(database, "UPDATE interaction_receipts SET seen_at = :old", old=time.time() - 3600)
+    assert interact(other, click("U0ALICE", "approve", quorum["id"])).status_code == 200
+    assert server.db.scalar("SELECT count(*) FROM interaction_receipts") == 1
+
+
+def test_text_sent_to_slack_is_escaped_everywhere(
+    database: Database, make_server: Callable[..., Server], slack: SlackStandIn
+) -> None:
+    reviewer(database, "alice", "U0ALICE")
+    server = start(make_server, database, slack)
+    # Answers that quote an id from the click: the ephemeral texts and the form's error.
+    for action in ("approve", "reject"):
+        assert interact(server, click("U0ALICE", action, "apr_<!channel>")).status_code == 200
+    for eph in slack.wait_for("chat.postEphemeral", 2):
+        assert "<!channel>" not in eph.body["text"]
+        assert "apr_&lt;!channel&gt; does not exist" in eph.body["text"]
+    refused = interact(server, submission("U0ALICE", "apr_<!here>&" + "<" * 40, "no")).json()
+    error = refused["errors"]["reason"]
+    assert "<" not in error and "apr_&lt;!here&gt;&amp;" in error and len(error) <= 150
+    assert not error.rstrip("…").endswith(("&", "&l", "&lt"))
+    with server.client(server.db.key("admin")) as http:
+        route(http)
+        opened = open_request(http, title="<!channel> <!here> <@U0BOSS> & <https://evil|click>")
+        [call] = posted_for(slack, opened["id"])
+        text = call.body["text"]
+        for raw in ("<!channel>", "<!here>", "<@U0BOSS>", "<https://evil|click>"):
+            assert raw not in text
+        assert (
+            "&lt;!channel&gt; &lt;!here&gt; &lt;@U0BOSS&gt; &amp; &lt;https://evil|click&gt;"
+            in text
+        )
+    with server.client(server.db.key("approvals:resolve", name="<!here> ops")) as ops:
+        answer = ops.post(f"/v1/approvals/{opened['id']}/decision", json={"decision": "approve"})
+        assert answer.status_code == 200, answer.text
+    [update] = slack.wait_for("chat.update", where=lambda c: c.body["ts"] == call.answer["ts"])
+    assert "<!here>" not in update.body["text"] and "<!channel>" not in update.body["text"]
+    assert update.body["text"].startswith("Approved by &lt;!here&gt; ops: &lt;!channel&gt;")
+    assert "<!here>" not in text_of(update) and "&lt;!here&gt; ops" in text_of(update)

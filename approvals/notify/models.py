@@ -1,4 +1,4 @@
-"""Notification routes, the Slack messages sent, and email links already used."""
+"""Notification routes, Slack messages sent, email links used, Slack interactions seen."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ class UsedLink(SQLModel, table=True):
     used_at: str = Field(max_length=32)
 
 
+class InteractionReceipt(SQLModel, table=True):
+    """A signed Slack interaction already acted on: its replays are acknowledged, not acted on."""
+
+    __tablename__ = "interaction_receipts"
+
+    digest: str = Field(primary_key=True, max_length=64)  # SHA-256 of v0:{timestamp}:{body}
+    seen_at: float = Field(index=True)  # Unix time; forgotten once Slack's window is past
+
+
 routes_table = Route.__table__  # type: ignore[attr-defined]
 slack_messages_table = SlackMessage.__table__  # type: ignore[attr-defined]
 used_links_table = UsedLink.__table__  # type: ignore[attr-defined]
+interaction_receipts_table = InteractionReceipt.__table__  # type: ignore[attr-defined]

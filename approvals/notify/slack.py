@@ -40,6 +40,18 @@ def escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def clip(text: Any, limit: int) -> str:
+    """``escape(text)`` in at most ``limit`` characters, never cut inside an entity."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
 def arguments_text(arguments: Any, limit: int = ARGUMENTS_LIMIT) -> tuple[str, bool]:
     """The arguments as indented JSON, cut at ``limit`` characters; and whether it was cut."""
     if arguments is None:
@@ -118,7 +130,7 @@ def blocks(approval: dict[str, Any], settings: Settings, reminder: bool = False)
 
 def outcome(approval: dict[str, Any]) -> str:
     """``*Approved* by alice at 2026-11-23 10:40 UTC`` (with the reason, if any)."""
-    verb = OUTCOME.get(approval["status"], approval["status"])
+    verb = escape(OUTCOME.get(approval["status"], approval["status"]))
     line = f"*{verb}* by {escape(approval['resolvedBy'])} at {clock(approval['resolvedAt'])}"
     if approval["comment"]:
         line += f"\n> {escape(approval['comment'])}"
@@ -126,12 +138,13 @@ def outcome(approval: dict[str, Any]) -> str:
 
 
 def fallback(approval: dict[str, Any]) -> str:
-    """The notification text (shown where blocks are not)."""
-    title = approval["title"] or "Approval requested"
+    """The notification text (shown where blocks are not), escaped: Slack reads mentions
+    in it too."""
+    title = escape(approval["title"] or "Approval requested")
     if approval["status"] == "pending":
         return f"Approval requested: {title}"
-    verb = OUTCOME.get(approval["status"], approval["status"])
-    return f"{verb} by {approval['resolvedBy']}: {title}"
+    verb = escape(OUTCOME.get(approval["status"], approval["status"]))
+    return f"{verb} by {escape(approval['resolvedBy'])}: {title}"
 
 
 def client(settings: Settings) -> Any:
