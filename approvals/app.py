@@ -16,7 +16,7 @@ from approvals.asgi import HSTS, SECURITY_HEADERS, App
 from approvals.config import Settings
 from approvals.connectors import routes as sources
 from approvals.contract import ApiRequest, refuse_unknown_query
-from approvals.dashboard import live, oidc_pages, pages
+from approvals.dashboard import admit, live, oidc_pages, pages
 from approvals.db import parse_url
 from approvals.errors import exception_handlers
 from approvals.events.routes import get_event, get_events, post_events
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/static", directories=[STATIC], include_in_schema=False, opt={"any_query": True}
         ),
     ]
+    admit.check_routes(handlers)  # every dashboard form post goes through the one rule
     return App(
         route_handlers=handlers,
         lifespan=[lifespan],

@@ -9,7 +9,9 @@ form, are answered by ``approvals.events.fastpath`` before Litestar routes them.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
+import msgspec
 from litestar import Litestar
 
 from approvals.events import fastpath
@@ -29,12 +31,44 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _ENCODED = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
+MAX_HEADER_BYTES = 64 * 1024  # request headers in all, names and values
+
+
+def refusal(scope: Any) -> tuple[int, dict[str, str]] | None:
+    """What no route can serve, answered before routing (the same on both databases and
+    on the fast path): headers over ``MAX_HEADER_BYTES`` in all (431), and a NUL character
+    in the path or a query parameter (400 naming it), which PostgreSQL cannot compare."""
+    if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        return 431, {
+            "error": "too_large",
+            "message": f"the request headers exceed {MAX_HEADER_BYTES // 1024} KiB in all",
+        }
+    if "\x00" in scope["path"]:
+        return 400, _nul("path")
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return 400, _nul(name.replace("\x00", "")[:100] or "query")
+        return 400, _nul("query")
+    return None
+
+
+def _nul(field: str) -> dict[str, str]:
+    return {"error": "invalid", "message": f"{field}: must not contain NUL", "field": field}
+
+
 class App(Litestar):
     """The service's Litestar application (see the module's description)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one ASGI connection."""
         if scope["type"] == "http":
+            refused = refusal(scope)
+            if refused is not None:
+                status, body = refused
+                await _refuse(send, status, body)
+                return
             scope[RAW_SEND] = send
             fast = fastpath.route_of(scope)
             if fast is not None:
@@ -47,3 +81,14 @@ class App(Litestar):
                 if receive is None:
                     return
         await super().__call__(scope, receive, send)
+
+
+async def _refuse(send: Any, status: int, value: dict[str, str]) -> None:
+    body = msgspec.json.encode(value)
+    headers = [
+        *_ENCODED,
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -68,6 +68,18 @@ def _names(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
 
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
+def sqlite_synchronous() -> str:
+    """``APPROVALS_SQLITE_SYNCHRONOUS``: ``full`` (the default: an answered write survives
+    power loss) or ``normal`` (faster; the last commits may be lost on power loss)."""
+    raw = os.environ.get("APPROVALS_SQLITE_SYNCHRONOUS", "").strip().lower() or "full"
+    if raw not in SQLITE_SYNCHRONOUS:
+        raise SystemExit(f"APPROVALS_SQLITE_SYNCHRONOUS must be full or normal, got {raw!r}")
+    return raw
+
+
 def _loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -131,6 +143,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read the settings from ``APPROVALS_*`` environment variables."""
+        sqlite_synchronous()  # refuse a bad value at start-up, not at the first connection
         return cls(
             database_url=os.environ.get("APPROVALS_DATABASE_URL") or cls.database_url,
             keepalive_seconds=_float("APPROVALS_KEEPALIVE_SECONDS", cls.keepalive_seconds),

@@ -79,6 +79,14 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 WRITE_ERRORS = (413, 415, 422)
+NO_BODY = (b"", b"{}", b"null")  # what an operation without a body accepts (clients send {})
+
+
+async def refuse_body(request: Request[Any, Any, Any]) -> None:
+    """A 400 naming ``body`` when an operation that takes none gets one: it would be ignored,
+    and a caller who thinks it set something should hear that it did not."""
+    if (await request.body()).strip() not in NO_BODY:
+        raise ApiError(400, "invalid", "body: this operation takes no body", field="body")
 
 
 def convert(raw: Any, kind: Any, where: str = "body") -> Any:

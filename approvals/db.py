@@ -11,6 +11,7 @@ from sqlalchemy import Table, create_engine, event, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from approvals.config import sqlite_synchronous
 from approvals.errors import not_found
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -62,7 +63,8 @@ def libpq_dsn(url: URL) -> str:
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL unless the operator opted out: the group commit keeps its cost small.
+    cursor.execute(f"PRAGMA synchronous={sqlite_synchronous().upper()}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

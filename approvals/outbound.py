@@ -219,6 +219,35 @@ def parse(raw: str) -> Policy:
     )
 
 
+HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def unsendable(value: str) -> str | None:
+    """Why the sender cannot send to ``value`` (None when it can): the one URL rule, checked
+    when a URL is stored and again before each call, with the sender's own parser (httpx)
+    and the parser the destination check reads (``urlsplit``)."""
+    if not value.isprintable() or any(c.isspace() for c in value):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        url = httpx.URL(value)
+    except (ValueError, httpx.InvalidURL) as exc:
+        return f"is not a URL the service can call ({str(exc)[:200]})"
+    if parts.scheme not in ("http", "https") or url.scheme not in ("http", "https"):
+        return "must be an absolute http:// or https:// URL"
+    host = url.host
+    if not host or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    if port == 0 or (url.port is not None and not 0 < url.port < 65536):
+        return "has a port outside 1-65535"
+    if literal(host) is None:
+        raw = url.raw_host.decode("ascii", "replace").rstrip(".")
+        if len(raw) > 253 or not all(HOST_LABEL.fullmatch(label) for label in raw.split(".")):
+            return f"has a host name that cannot be resolved: {host[:100]!r}"
+    return None
+
+
 def check_url(value: str, field: str, policy: Policy) -> str:
     """The URL when the policy may allow it (names wait for DNS); otherwise a 422 on ``field``."""
     reason = policy.refusal(urlsplit(value).hostname or "")

@@ -12,9 +12,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from approvals import audit
-from approvals.dashboard import desk, oidc, queries, session
+from approvals.dashboard import admit, desk, oidc, queries, session
+from approvals.dashboard.admit import change
 from approvals.dashboard.render import page, render
-from approvals.dashboard.users import active, check_password, reviewer
+from approvals.dashboard.users import active, check_password, reviewer, sign_out_everywhere
 from approvals.errors import ApiError
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.queue import policy, service
@@ -182,8 +183,13 @@ async def start_session(
 
 @post("/logout", include_in_schema=False, status_code=303)
 async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
-    """End the session."""
-    await _csrf(request, await _form(request))
+    """End the session: the reviewer's sessions end everywhere, so a copy of the old cookie
+    decides nothing."""
+    current = await _csrf(request, await _form(request))
+    if current.user:
+        user = current.user
+        async with request.app.state.services.engine.begin() as conn:
+            await conn.run_sync(lambda sync: sign_out_everywhere(sync, user))
     answer = Redirect("/login", status_code=303)
     answer.set_cookie(_cookie("", request, 0))
     return answer
@@ -288,14 +294,13 @@ def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.E
     return (None if arguments == approval["arguments"] else arguments), None
 
 
-@post("/approvals/{approval_id:str}/decide", include_in_schema=False, status_code=200)
+@change("/approvals/{approval_id:str}/decide", status_code=200)
 async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Record a reviewer's decision, or ask for the reason or confirmation it still needs."""
     form = await _form(request)
-    current = await _csrf(request, form)
+    current = admit.current(request)
+    assert current.user is not None
     services = request.app.state.services
-    if not current.user or not await active(services.engine, current.user, current.generation):
-        raise ApiError(401, "unauthorized", "sign in first")
     inbox = form.get("view") == "inbox"
     approval = await service.fetch(services.engine, approval_id, full=True)
     decision = form.get("decision", "")
@@ -467,29 +472,26 @@ async def webhooks_page(request: Request[Any, Any, Any]) -> Response[Any]:
     )
 
 
-@post("/webhooks/deliveries/{delivery_id:str}/retry", include_in_schema=False, status_code=303)
+@change("/webhooks/deliveries/{delivery_id:str}/retry", role="admin", status_code=303)
 async def retry_from_page(
     request: Request[Any, Any, Any], delivery_id: FromPath[str]
 ) -> Response[Any]:
-    """Send a delivery again (a manual attempt) and go back to the webhooks page."""
+    """Send a delivery again (a manual attempt, admins only) and go back to the webhooks page."""
     form = await _form(request)
-    current = await _csrf(request, form)
-    if not current.user:
-        raise ApiError(401, "unauthorized", "sign in first")
-    await requeue(request.app.state.services, delivery_id)
+    actor = f"user:{admit.current(request).user}"
+    await requeue(request.app.state.services, delivery_id, actor)
     target = form.get("next") or "/webhooks"
     if not target.startswith("/") or target.startswith("//"):
         target = "/webhooks"
     return Redirect(target, status_code=303)
 
 
-@post("/approvals/{approval_id:str}/claim", include_in_schema=False, status_code=200)
+@change("/approvals/{approval_id:str}/claim", status_code=200)
 async def claim(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Claim a request ("bob is on it") or release the claim; every inbox shows it live."""
     form = await _form(request)
-    current = await _csrf(request, form)
-    if not current.user:
-        raise ApiError(401, "unauthorized", "sign in first")
+    current = admit.current(request)
+    assert current.user is not None
     services = request.app.state.services
     error = None
     try:
@@ -508,14 +510,13 @@ async def claim(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> 
     return Response(html, media_type="text/html")
 
 
-@post("/approvals/batch", include_in_schema=False, status_code=200)
+@change("/approvals/batch", status_code=200)
 async def batch(request: Request[Any, Any, Any]) -> Response[Any]:
     """Approve or reject the selected requests: first a confirmation listing them, then each."""
     data = await request.form()
     form = {key: str(value) for key, value in data.items()}
-    current = await _csrf(request, form)
-    if not current.user:
-        raise ApiError(401, "unauthorized", "sign in first")
+    current = admit.current(request)
+    assert current.user is not None
     services = request.app.state.services
     ids = list(dict.fromkeys(str(v) for v in data.getall("ids", [])))[:100]
     decision = form.get("decision", "")

@@ -30,7 +30,7 @@ async def listen(dsn: str, broker: Broker, own: Container[int] = ()) -> None:
                 async for note in conn.notifies():
                     # The payload is the head the notifying commit left (empty from
                     # older versions): a head this process holds needs no read.
-                    if not note.payload.isdigit():
+                    if not (note.payload.isascii() and note.payload.isdigit()):
                         broker.kick()
                         continue
                     head = int(note.payload)

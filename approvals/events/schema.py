@@ -110,6 +110,10 @@ def event_row(event: EventIn, where: str = "body") -> dict[str, Any]:
         )
     if event.source is not None and event.source.lower() == "audit":
         raise invalid(f"{where}.source", "'audit' is the service's own source; use another name")
+    if event.category is not None and event.category.lower() == "audit":
+        raise invalid(f"{where}.category", "'audit' is the service's own category; use another one")
+    if event.type == "steering_request" or event.status == "pending_approval":
+        check_request_detail(event.detail, where)
     row: dict[str, Any] = {
         "type": event.type,
         "detail": event.detail,
@@ -130,6 +134,26 @@ def event_row(event: EventIn, where: str = "body") -> dict[str, Any]:
             except (ValueError, OverflowError) as exc:
                 raise invalid(f"{where}.{key}", "must be an ISO-8601 timestamp") from exc
     return row
+
+
+MAX_TOOL = 200  # characters of ``detail.tool``, the approval's tool column
+
+
+def check_request_detail(detail: dict[str, Any] | None, where: str) -> None:
+    """Refuse a request event whose ``detail`` the queue could not serve: every reader of
+    the queue (API, feeds, dashboard, CLI) serves ``tool`` as a short string and
+    ``arguments`` as an object, so a request that would break them is a 422 here."""
+    if detail is None:
+        return
+    tool = detail.get("tool")
+    if isinstance(tool, str) and len(tool) > MAX_TOOL:
+        raise invalid(f"{where}.detail.tool", f"must be at most {MAX_TOOL} characters")
+    arguments = detail.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise invalid(
+            f"{where}.detail.arguments",
+            "must be a JSON object (the tool's arguments by name) or null",
+        )
 
 
 def parse_batch(raw: Any) -> list[dict[str, Any]]:
@@ -188,7 +212,7 @@ def parse_position(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
     text = raw.strip()
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(
             400,
             "invalid",

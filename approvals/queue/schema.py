@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
 from approvals.contract import Body, Out
 from approvals.errors import invalid
-from approvals.events.schema import EventOut, Short, Timestamp
-from approvals.outbound import Policy
+from approvals.events.schema import EventOut, Short, Timestamp, check_request_detail
+from approvals.outbound import Policy, unsendable
 from approvals.outbound import check_url as check_destination
 
 MAX_TIMEOUT = 30 * 24 * 3600
@@ -31,10 +30,10 @@ Decision = Literal["approve", "reject", "answer"]
 
 
 def check_url(value: str, field: str) -> str:
-    """An absolute http(s) URL, or a 422 naming ``field``."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid(field, "must be an absolute http:// or https:// URL")
+    """An absolute http(s) URL the sender can call, or a 422 naming ``field``."""
+    reason = unsendable(value)
+    if reason is not None:
+        raise invalid(field, reason)
     return value
 
 
@@ -181,6 +180,7 @@ def request_row(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``steering_request`` row and approval options of a checked request (its
     ``callbackUrl`` checked against the outbound ``destinations``)."""
+    check_request_detail(body.detail, "body")
     row: dict[str, Any] = {
         "type": "steering_request",
         "category": "approval",

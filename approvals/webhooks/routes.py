@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 from approvals import audit
 from approvals.auth.guard import requires
 from approvals.clock import iso, now_iso
-from approvals.contract import WRITE_ERRORS, errors
+from approvals.contract import WRITE_ERRORS, errors, refuse_body
 from approvals.db import one_or_404
 from approvals.errors import invalid, not_found
 from approvals.events.log import new_id
@@ -221,6 +221,7 @@ async def delete_endpoint(request: Request[Any, Any, Any], endpoint_id: Endpoint
 )
 async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: EndpointId) -> WebhookOut:
     """Issue a new secret; the old one keeps signing beside it for 24 hours."""
+    await refuse_body(request)
     row = await _endpoint(request, endpoint_id)
     secret = new_secret()
     until = iso(datetime.now(UTC) + ROTATION_OVERLAP)
@@ -288,9 +289,11 @@ async def list_deliveries(
     )
 
 
-async def requeue(services: Any, delivery_id: str) -> Any:
-    """Make a delivery due now, its next attempt marked manual; 404 when unknown."""
-    async with services.engine.begin() as conn:
+async def requeue(services: Any, delivery_id: str, actor: str) -> Any:
+    """Make a delivery due now, its next attempt marked manual, and audit it (``actor`` as
+    ``key:NAME`` or ``user:NAME``); 404 when unknown."""
+    async with services.log.transaction(actor.partition(":")[2]) as tx:
+        conn = tx.conn
         result = await conn.execute(
             update(deliveries_table)
             .where(deliveries_table.c.id == delivery_id)
@@ -313,6 +316,15 @@ async def requeue(services: Any, delivery_id: str) -> Any:
             .mappings()
             .one()
         )
+        await audit.record(
+            tx,
+            "delivery.retried",
+            actor,
+            f"Delivery {delivery_id} sent again by hand",
+            delivery=delivery_id,
+            webhook=row["endpoint_id"],
+            eventType=row["event_type"],
+        )
     services.webhooks.wake()
     return row
 
@@ -331,4 +343,6 @@ async def retry_delivery(
     delivery_id: Annotated[str, PathParameter(max_length=200)],
 ) -> DeliveryOut:
     """Send a delivery again now (recorded as a manual attempt)."""
-    return delivery_json(await requeue(request.app.state.services, delivery_id))
+    await refuse_body(request)
+    actor = audit.actor_of(request.state.principal)
+    return delivery_json(await requeue(request.app.state.services, delivery_id, actor))
