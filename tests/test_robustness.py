@@ -156,6 +156,20 @@ def test_request_events_the_queue_cannot_serve_are_refused(server: Server) -> No
     readers_answer(server, reader)
 
 
+def test_rows_stored_before_the_shape_check_are_still_served(server: Server) -> None:
+    """An approval whose arguments a release before the ingest check stored as a list is
+    served with null arguments (its request event keeps them) and can still be decided."""
+    reader = server.db.key("approvals:read", "approvals:resolve", "events:read", name="reviewer")
+    opened = ask(server, {"title": "old row", "detail": {"arguments": {"a": 1}}}).json()
+    execute(server.db, "UPDATE approvals SET arguments = '[1, 2]'")
+    with server.client(reader) as http:
+        (listed,) = http.get("/v1/approvals").json()["approvals"]
+        assert listed["arguments"] is None
+        decided = http.post(f"/v1/approvals/{opened['id']}/decision", json={"decision": "reject"})
+        assert decided.status_code == 200, decided.text
+    readers_answer(server, reader)
+
+
 @pytest.mark.parametrize("number", ["\u00b2", "\u0661\u0662", "\uff11", "+1", "-1", "1.0"])
 def test_numbers_on_the_wire_are_ascii_digits_only(server: Server, number: str) -> None:
     key = server.db.key()

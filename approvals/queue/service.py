@@ -593,6 +593,13 @@ def opens_approval(event: dict[str, Any]) -> bool:
     return event.get("approvalId") is not None and event.get("status") == "pending_approval"
 
 
+def _object(value: Any) -> dict[str, Any] | None:
+    """Arguments as every reader serves them: an object, or null. Ingest refuses anything
+    else; a row stored before that check is served with null (its request event keeps
+    what the agent sent)."""
+    return value if isinstance(value, dict) else None
+
+
 def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The public JSON of an approval."""
     return {
@@ -600,7 +607,7 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "status": row["status"],
         "title": row["title"],
         "tool": row["tool"],
-        "arguments": row["arguments"],
+        "arguments": _object(row["arguments"]),
         "agentId": row["agent_id"],
         "threadId": row["thread_id"],
         "runId": row["run_id"],
@@ -627,7 +634,7 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "decision": row["decision"],
         "comment": row["comment"],
         "answer": row["answer"],
-        "editedArguments": row["edited_arguments"],
+        "editedArguments": _object(row["edited_arguments"]),
         "resolutionEventId": str(row["resolution_event_id"])
         if row["resolution_event_id"] is not None
         else None,
