@@ -91,10 +91,60 @@ class _QuietShutdown(logging.Filter):
         return not isinstance(error, asyncio.CancelledError)
 
 
+def _listen(host: str | None, port: int | None) -> tuple[str, int]:
+    """Where ``serve`` listens: the options, else ``APPROVALS_URL`` when it names this
+    machine (so one setting points the service, the CLI and the SDK at the same place),
+    else 127.0.0.1:8000."""
+    from urllib.parse import urlsplit
+
+    from approvals.client.transport import DEFAULT_URL, service_url
+
+    parts = urlsplit(service_url())
+    try:
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1") and parts.port is not None
+    except ValueError:
+        local = False
+    default = parts if local else urlsplit(DEFAULT_URL)
+    return host or default.hostname or "127.0.0.1", port or default.port or 8000
+
+
+def _point_clients(host: str, port: int) -> None:
+    """Say how to aim the CLI and the SDK here when they would look elsewhere."""
+    from approvals.client.transport import service_url
+
+    shown = f"[{host}]" if ":" in host else host
+    here = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
+    configured = os.environ.get("APPROVALS_URL")
+    local = configured is None or any(
+        configured.startswith(f"{scheme}://{name}")
+        for scheme in ("http", "https")
+        for name in ("127.0.0.1", "localhost", "[::1]")
+    )
+    if local and service_url() != here:
+        typer.echo(
+            f"approvals: clients look for the service at {service_url()}; "
+            f"point them here with: export APPROVALS_URL={here}",
+            err=True,
+        )
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default: APPROVALS_URL's when it is this machine, "
+            "else 127.0.0.1).",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on (default: APPROVALS_URL's when it is this machine, else 8000).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes sharing the port (one per core).")
@@ -105,7 +155,9 @@ def serve(
 
     from approvals.app import create_app
 
+    host, port = _listen(host, port)
     settings, _ = _database(announce=True)
+    _point_clients(host, port)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     options: dict[str, Any] = {
         "host": host,
@@ -358,7 +410,14 @@ def sources_remove(name: Annotated[str, typer.Argument(help="The source's name."
 
 @app.command()
 def demo(
-    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="APPROVALS_URL",
+            help="The running service (default: APPROVALS_URL, else http://127.0.0.1:8000).",
+            show_default=False,
+        ),
+    ] = None,
     key: Annotated[
         str, typer.Option(help="A key with events:write (default: create one locally).")
     ] = "",
@@ -366,8 +425,21 @@ def demo(
     pace: Annotated[float, typer.Option(help="Seconds between events.")] = 0.3,
 ) -> None:
     """Simulate agents that stream work and pause on realistic steering requests."""
+    import httpx
+
+    from approvals.client.transport import service_url, transport_error
     from approvals.demo import run_demo
 
+    url = service_url(url)
+    try:  # reach the service before creating anything
+        httpx.get(url + "/healthz", timeout=5).raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        typer.echo(f"error: {url}/healthz answered {exc.response.status_code}: is that the "
+                   "approvals service? Set APPROVALS_URL or pass --url", err=True)  # fmt: skip
+        raise typer.Exit(1) from exc
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: {transport_error(exc).message}", err=True)
+        raise typer.Exit(1) from exc
     if not key:
         from approvals.auth.keys import create_key
 

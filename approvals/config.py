@@ -166,7 +166,11 @@ class Settings:
             connector_max_event_bytes=_int(
                 "APPROVALS_CONNECTOR_MAX_EVENT_BYTES", cls.connector_max_event_bytes
             ),
-            public_url=(os.environ.get("APPROVALS_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            public_url=(
+                os.environ.get("APPROVALS_PUBLIC_URL")
+                or os.environ.get("APPROVALS_URL")
+                or cls.public_url
+            ).rstrip("/"),
             slack_bot_token=os.environ.get("APPROVALS_SLACK_BOT_TOKEN", ""),
             slack_signing_secret=os.environ.get("APPROVALS_SLACK_SIGNING_SECRET", ""),
             slack_api_url=os.environ.get("APPROVALS_SLACK_API_URL") or cls.slack_api_url,

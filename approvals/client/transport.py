@@ -15,13 +15,22 @@ from approvals import __version__
 from approvals.client.calls import to_json
 from approvals.client.decision import ApprovalsError
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = "http://127.0.0.1:8000"  # where `approvals serve` and `make run` listen by default
+URL_SETTING = "APPROVALS_URL"
+KEY_SETTING = "APPROVALS_KEY"
 LONG_POLL = 30.0  # seconds per ``?wait=`` request; the service caps it at 60
+
+
+def service_url(url: str | None = None) -> str:
+    """Where the service is: ``url`` if given, else ``APPROVALS_URL``, else the address
+    ``approvals serve`` listens on by default. The SDK, the CLI, ``demo`` and the
+    service's own links all resolve it here."""
+    return (url or os.environ.get(URL_SETTING) or DEFAULT_URL).rstrip("/")
 
 
 def settings(url: str | None, key: str | None) -> tuple[str, dict[str, str]]:
     """The base URL and headers from arguments, else ``APPROVALS_URL`` / ``APPROVALS_KEY``."""
-    base = (url or os.environ.get("APPROVALS_URL") or DEFAULT_URL).rstrip("/")
+    base = service_url(url)
     secret = key if key is not None else os.environ.get("APPROVALS_KEY")
     headers = {"User-Agent": f"approvals-client/{__version__}", "Accept": "application/json"}
     if secret:
@@ -41,8 +50,15 @@ def api_error(response: httpx.Response) -> ApprovalsError:
     except ValueError:
         body = None
     if isinstance(body, dict) and "error" in body:
+        message = str(body.get("message") or body["error"])
+        if response.status_code == 401:
+            origin = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
+            message += (
+                f" (the service at {origin} refused the key: set {KEY_SETTING} or pass "
+                "key= / --key; `approvals keys create NAME --scope …` makes one)"
+            )
         return ApprovalsError(
-            str(body.get("message") or body["error"]),
+            message,
             error=str(body["error"]),
             field=body.get("field"),
             status=response.status_code,
@@ -59,8 +75,18 @@ def api_error(response: httpx.Response) -> ApprovalsError:
 
 
 def transport_error(exc: httpx.HTTPError) -> ApprovalsError:
-    """A network failure as an ``ApprovalsError``."""
-    return ApprovalsError(f"cannot reach the approvals service: {exc!r}", error="transport")
+    """A network failure as an ``ApprovalsError`` naming the URL and how to change it."""
+    try:
+        url = exc.request.url
+        where = f" at {url.scheme}://{url.netloc.decode()}"
+    except RuntimeError:  # no request attached
+        where = ""
+    reason = str(exc) or type(exc).__name__
+    return ApprovalsError(
+        f"cannot reach the approvals service{where} ({reason}); is it running there? "
+        f"Set {URL_SETTING} (or pass url= / --url) to where it serves",
+        error="transport",
+    )
 
 
 @dataclass
