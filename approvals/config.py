@@ -103,7 +103,7 @@ def _issuer(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting the service reads; the README lists them all."""
+    """Every setting the service reads; docs/configuration.md lists them all."""
 
     database_url: str = "sqlite:///./approvals.db"
     keepalive_seconds: float = 15.0

@@ -49,7 +49,7 @@ def _list(name: str, what: str) -> Any:
         "One event object answers one stored event; an array answers an array, stored in one "
         "transaction. A pair of `source` and `externalId` already stored returns the first "
         "event and appends nothing. LangGraph `HumanInterrupt` and AG-UI interrupt objects "
-        "are also accepted and open approvals (see the README)."
+        "are also accepted and open approvals (see docs/api.md)."
     ),
     responses=errors(*WRITE_ERRORS),
 )

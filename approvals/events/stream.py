@@ -56,7 +56,7 @@ async def subscribe(
         "origin": origin,
     }
     # The log head lets a client whose Last-Event-ID lies beyond it (it outlived a database
-    # reset) notice at once instead of waiting silently: see the README.
+    # reset) notice at once instead of waiting silently: see docs/api.md.
     subscription.update(head=str(broker.head), beyondHead=position > broker.head)
     hello = {"subscription": subscription}
     yield b"retry: %d\nevent: connected\ndata: %s\n\n" % (retry_ms, msgspec.json.encode(hello))
