@@ -6,22 +6,31 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench fuzz clean
 
-$(STAMP): pyproject.toml
+SERVE_STAMP := $(VENV)/.installed-serve
+
+# `make run` needs only the service; `make test` and the rest add the development extras.
+$(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(SERVE_STAMP)
+
+$(STAMP): $(SERVE_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Where to serve: HOST and PORT when given (make run PORT=9000), else APPROVALS_URL when it
+# names this machine (the CLI and the SDK read the same variable), else 127.0.0.1:8000.
+HOST ?=
+PORT ?=
 # Local use: webhooks and callbacks may go to public addresses and to receivers on this
-# machine (127.0.0.1), which the service refuses by default (README, "Outbound calls").
+# machine (127.0.0.1), which the service refuses by default (docs/security.md, "Outbound calls").
 # An environment value wins: APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS=public make run
 APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS ?= public,127.0.0.1
 
-run: $(STAMP)  ## serve on http://$(HOST):$(PORT) (make run PORT=8080 HOST=0.0.0.0); Ctrl-C stops it
+run: $(SERVE_STAMP)  ## serve on http://127.0.0.1:8000 (make run PORT=8080 HOST=0.0.0.0); Ctrl-C stops it
 	@APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS='$(APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)' \
-		$(BIN)/approvals serve --host $(HOST) --port $(PORT)
+		$(BIN)/approvals serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)  ## the whole test suite (PostgreSQL and browser tests need their variables)
 	$(BIN)/pytest -n 3 --dist loadfile
@@ -40,8 +49,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/resume.py
 	$(BIN)/python bench/fanout.py
 
-fuzz: $(STAMP)  ## schemathesis, 200 cases per operation, on SQLite (and PostgreSQL when set)
-	APPROVALS_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/test_fuzz.py
+# The PostgreSQL variants run when APPROVALS_TEST_POSTGRES_URL is set (as in CI); without
+# it they are reported as skipped.
+fuzz: $(STAMP)  ## schemathesis (200 cases per operation) and the Hypothesis surface properties
+	APPROVALS_FUZZ_EXAMPLES=200 $(BIN)/pytest tests/test_fuzz.py tests/test_fuzz_surfaces.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -172,7 +172,7 @@ def serve(
     logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
     if workers > 1:
         # Each worker process builds its own app from the same environment and
-        # coordinates with the others through the database (see README, Deploy).
+        # coordinates with the others through the database (see docs/deploy.md).
         # A busy machine can take more than uvicorn's default 5 s to start a worker.
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(

@@ -367,3 +367,25 @@ def test_sqlite_is_durable_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APPROVALS_SQLITE_SYNCHRONOUS", "off")
     with pytest.raises(SystemExit, match="full or normal"):
         sqlite_pragmas(sqlite3.connect(":memory:"), None)
+
+
+def test_keys_with_the_longest_names_rotate_and_revoke_on_both_databases(
+    database: Database,
+) -> None:
+    """Found by the CLI fuzzer: renaming a retired key (`NAME (revoked 1a2b3c)`) overflowed
+    the 200-character name column, which PostgreSQL refuses (a traceback) and SQLite stored;
+    and revoking a name longer than any key failed the same way."""
+    longest = "k" * 200
+    made = cli(database, "keys", "create", longest, "--scope", "admin")
+    assert made.returncode == 0, made.stderr
+    for args in (("keys", "rotate", longest), ("keys", "revoke", longest)):
+        done = cli(database, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3_000:]
+    names = [line.split("\t")[0] for line in cli(database, "keys", "list").stdout.splitlines()]
+    assert len(names) == 2 and all(len(n) <= 200 for n in names), names
+    # The old key, renamed when rotated; the new one, renamed when revoked.
+    how = sorted(n.rsplit(" (", 1)[1][:7] for n in names)
+    assert how == ["revoked", "rotated"] and all(n.startswith("k" * 180) for n in names), names
+    refused = cli(database, "keys", "revoke", "x" * 5000)
+    assert refused.returncode == 2 and "no active key named" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr

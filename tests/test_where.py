@@ -102,3 +102,17 @@ def test_sdk_errors_name_the_url_and_the_setting(server: Server) -> None:
     assert unauthorized.value.status == 401
     message = unauthorized.value.message
     assert server.base in message and "APPROVALS_KEY" in message
+
+
+def test_a_taken_key_name_prints_no_key_and_says_how_to_get_one(
+    sqlite_database: Database,
+) -> None:
+    env = {"APPROVALS_DATABASE_URL": sqlite_database.url}
+    first = run("keys", "create", "agent", "--scope", "events:write", env=env)
+    assert first.returncode == 0 and first.stdout.splitlines()[-1].startswith("apk_")
+    again = run("keys", "create", "agent", "--scope", "events:write", env=env)
+    # APPROVALS_KEY=$(approvals keys create … | tail -1) must not capture a message.
+    assert again.returncode == 2 and again.stdout == ""
+    assert "approvals keys rotate agent" in again.stderr
+    rotated = run("keys", "rotate", "agent", env=env)
+    assert rotated.returncode == 0 and rotated.stdout.splitlines()[-1].startswith("apk_")

@@ -22,6 +22,7 @@ from approvals.events.writer import prepared
 SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")
 KEY_PREFIX = "apk_"
 keys_table = ApiKey.__table__  # type: ignore[attr-defined]
+NAME_MAX = 200  # the name column's length
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ def create_key(
             parse_rate(rate)
         except RateError as exc:
             raise KeyError_(f"--rate: {exc}") from exc
-    if not name or len(name) > 200 or not name.isprintable():
-        raise KeyError_("the key name must be 1 to 200 printable characters")
+    if not name or len(name) > NAME_MAX or not name.isprintable():
+        raise KeyError_(f"the key name must be 1 to {NAME_MAX} printable characters")
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         raise KeyError_(f"unknown scope {unknown[0]!r}; scopes are {', '.join(SCOPES)}")
@@ -97,7 +98,11 @@ def create_key(
         raise KeyError_(f"give at least one --scope ({', '.join(SCOPES)})")
     taken = conn.execute(select(keys_table.c.id).where(keys_table.c.name == name)).first()
     if taken is not None:
-        raise KeyError_(f"a key named {name!r} exists; revoke it or choose another name")
+        raise KeyError_(
+            f"a key named {name!r} exists and is shown only once, so nothing was printed; "
+            f"for a new key under this name run 'approvals keys rotate {name}' (the new key "
+            f"is its last line), or 'approvals keys revoke {name}' first, or choose another name"
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     conn.execute(
         insert(keys_table).values(
@@ -165,7 +170,7 @@ def rotate_key(conn: Connection, name: str, grace: timedelta) -> str:
     conn.execute(
         update(keys_table)
         .where(keys_table.c.id == old["id"])
-        .values(name=f"{name} (rotated {secrets.token_hex(3)})", expires_at=_iso(ends))
+        .values(name=_retired(name, "rotated"), expires_at=_iso(ends))
     )
     return create_key(conn, name, old["scopes"].split(), lifetime, old["rate"])
 
@@ -175,10 +180,16 @@ def revoke_key(conn: Connection, name: str) -> None:
     result = conn.execute(
         update(keys_table)
         .where(keys_table.c.name == name, keys_table.c.revoked_at.is_(None))
-        .values(revoked_at=now_iso(), name=f"{name} (revoked {secrets.token_hex(3)})")
+        .values(revoked_at=now_iso(), name=_retired(name, "revoked"))
     )
     if result.rowcount == 0:
         raise KeyError_(f"no active key named {name!r}")
+
+
+def _retired(name: str, how: str) -> str:
+    """``NAME (revoked 1a2b3c)``, cut to fit the name column (PostgreSQL refuses more)."""
+    suffix = f" ({how} {secrets.token_hex(3)})"
+    return name[: NAME_MAX - len(suffix)] + suffix
 
 
 class KeyRevoked(Exception):
