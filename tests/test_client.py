@@ -582,3 +582,65 @@ def test_async_emit_down_then_up_and_events(database: Database, tmp_path: Any) -
     finally:
         server.stop(signal.SIGKILL)
     assert _count(database, "SELECT count(*) FROM events WHERE run_id = 'run_a'") == 120
+
+
+def test_async_pending_and_inbox_follow_the_queue(any_agent: Agent) -> None:
+    agent = any_agent
+
+    async def scenario() -> None:
+        async with AsyncApprovals(agent.url, agent.key) as client:
+            ids = [
+                (
+                    await client.request_approval(f"Step {n}?", run_id="run_p", wait=False)
+                ).approval_id
+                for n in range(5)
+            ]
+            await client.request_approval("Elsewhere?", run_id="run_q", wait=False)
+            listed = await client.pending(run_id="run_p", limit=2)  # three pages
+            assert [a["id"] for a in listed] == ids
+            with agent.client() as blocking:
+                assert await asyncio.to_thread(blocking.pending, run_id="run_p", limit=2) == listed
+
+            feed = client.inbox(run_id="run_p")
+            changes = aiter(feed)
+            snapshot = await anext(changes)
+            assert snapshot.kind == "snapshot" and set(feed.pending) == set(ids)
+            await asyncio.to_thread(agent.decide, ids[0], decision="approve")
+            resolved = await anext(changes)
+            assert (resolved.kind, resolved.approvals[0]["id"]) == ("approval.resolved", ids[0])
+            assert set(feed.pending) == set(ids[1:])
+            await changes.aclose()  # type: ignore[attr-defined]
+
+            # Following again resumes after the last change seen: no second snapshot.
+            later = await client.request_approval("Step 5?", run_id="run_p", wait=False)
+            resumed = aiter(feed)
+            opened = await anext(resumed)
+            assert (opened.kind, opened.approvals[0]["id"]) == (
+                "approval.opened",
+                later.approval_id,
+            )
+            assert set(feed.pending) == {*ids[1:], later.approval_id}
+            await resumed.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+
+
+def test_async_inbox_resumes_after_a_drop(agent: Agent, proxy: Proxy) -> None:
+    async def scenario() -> None:
+        async with AsyncApprovals(proxy.url, agent.key) as client:
+            first = await client.request_approval("First?", wait=False)
+            feed = client.inbox()
+            changes = aiter(feed)
+            snapshot = await anext(changes)
+            assert [a["id"] for a in snapshot.approvals] == [first.approval_id]
+            proxy.drop()
+            second = await client.request_approval("Second?", wait=False)
+            opened = await anext(changes)  # after a reconnect with Last-Event-ID
+            assert (opened.kind, opened.approvals[0]["id"]) == (
+                "approval.opened",
+                second.approval_id,
+            )
+            assert set(feed.pending) == {first.approval_id, second.approval_id}
+            await changes.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())

@@ -1,20 +1,19 @@
-"""``client.inbox()``: follow the inbox feed and keep the pending set up to date."""
+"""``client.inbox()``: follow the inbox feed and keep the pending set up to date.
+
+This is the feed's sans-I/O half; ``sync.Inbox`` and ``aio.AsyncInbox`` drive it.
+"""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-import httpx
-from httpx_sse import connect_sse
+from httpx_sse import ServerSentEvent
 
-from approvals.client.transport import Backoff, api_error, retryable
+from approvals.client.core import Feed, params
 
-log = logging.getLogger("approvals.client")
 RESOLVED = ("approval.resolved", "approval.expired")
+Client = TypeVar("Client")  # httpx.Client or httpx.AsyncClient
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,24 @@ class Change:
     approvals: list[dict[str, Any]]  # the snapshot's approvals, or the one that changed
 
 
-class Inbox:
-    """Iterate the feed's changes; ``pending`` holds the pending approvals by id.
+class InboxFeed(Feed[Change], Generic[Client]):
+    """The feed's changes; ``pending`` holds the pending approvals by id.
 
     A drop reconnects with ``Last-Event-ID``: nothing is missed or repeated, and the
     service sends no second snapshot.
     """
 
-    def __init__(self, http: httpx.Client, filters: dict[str, str]) -> None:
+    def __init__(self, http: Client, filters: dict[str, Any]) -> None:
         self.http = http
-        self.filters = filters
+        query = params(filters)
+        position = query.pop("after", None)
+        super().__init__("/v1/approvals/stream", query, position, name="inbox feed")
         self.pending: dict[str, dict[str, Any]] = {}
-        self.position: str | None = filters.pop("after", None)
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """The feed's query parameters."""
+        return self.params
 
     def apply(self, change: Change) -> None:
         """Fold one change into ``pending``."""
@@ -50,38 +55,12 @@ class Inbox:
             else:
                 self.pending[approval["id"]] = approval
 
-    def __iter__(self) -> Iterator[Change]:
-        backoff = Backoff()
-        while True:
-            headers = {"Last-Event-ID": self.position} if self.position else {}
-            try:
-                with connect_sse(
-                    self.http,
-                    "GET",
-                    "/v1/approvals/stream",
-                    params=self.filters,
-                    headers=headers,
-                    timeout=httpx.Timeout(10.0, read=90.0),
-                ) as source:
-                    if source.response.status_code >= 400:
-                        source.response.read()
-                        if not retryable(source.response):
-                            raise api_error(source.response)
-                        raise httpx.HTTPStatusError(
-                            "retry", request=source.response.request, response=source.response
-                        )
-                    backoff.reset()
-                    for message in source.iter_sse():
-                        if message.event == "connected" or not message.data:
-                            continue
-                        data = message.json()
-                        approvals = data["approvals"] if message.event == "snapshot" else [data]
-                        change = Change(message.event, message.id, approvals)
-                        self.apply(change)
-                        self.position = message.id or self.position
-                        yield change
-            except httpx.HTTPError as exc:
-                log.info(
-                    "approvals: inbox feed dropped (%r); resuming after %s", exc, self.position
-                )
-            time.sleep(backoff.next())
+    def receive(self, message: ServerSentEvent) -> Change | None:
+        if message.event == "connected" or not message.data:
+            return None
+        data = message.json()
+        approvals = data["approvals"] if message.event == "snapshot" else [data]
+        change = Change(message.event, message.id, approvals)
+        self.apply(change)
+        self.position = message.id or self.position
+        return change

@@ -1,357 +1,135 @@
-"""``Approvals``: the blocking client."""
+"""``Approvals``: the blocking client, a driver of the core with ``httpx.Client``."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import inspect
-import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from typing import Any, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import httpx
 from httpx_sse import connect_sse
 
-from approvals.client import context
-from approvals.client.calls import Call, Title, outcome
-from approvals.client.context import RunIds
-from approvals.client.decision import Decision
+from approvals.client import core
+from approvals.client.core import BaseApprovals, Feed, Op, Pause, Reply
 from approvals.client.emitter import ThreadEmitter
-from approvals.client.inbox import Inbox
-from approvals.client.transport import (
-    LONG_POLL,
-    Backoff,
-    api_error,
-    approval_body,
-    event_body,
-    retryable,
-    settings,
-    transport_error,
-)
+from approvals.client.inbox import Change, InboxFeed
 
-F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("approvals.client")
+P = ParamSpec("P")
+T = TypeVar("T")
+Item = TypeVar("Item")
 
 
-class Approvals:
+def blocking(
+    op: Callable[Concatenate[BaseApprovals, P], Op[T]],
+) -> Callable[Concatenate[Approvals, P], T]:
+    """The core's operation ``op`` as a method of ``Approvals`` that blocks for its result."""
+
+    def method(self: Approvals, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._drive(op(self, *args, **kwargs))
+
+    return core.as_method(method, op, "Approvals")
+
+
+def follow(http: httpx.Client, feed: Feed[Item]) -> Iterator[Item]:
+    """Follow a server-sent-event feed, reconnecting as ``feed`` says."""
+    while True:
+        request, error = feed.request(), None
+        try:
+            with connect_sse(http, request.method, request.path, **request.options) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                feed.opened(source.response)
+                for message in source.iter_sse():
+                    if (item := feed.receive(message)) is not None:
+                        yield item
+        except httpx.HTTPError as exc:
+            error = exc
+        time.sleep(feed.dropped(error).seconds)
+
+
+class Inbox(InboxFeed[httpx.Client]):
+    """Iterate the inbox feed's changes; ``pending`` holds the pending approvals by id."""
+
+    def __iter__(self) -> Iterator[Change]:
+        return follow(self.http, self)
+
+
+class Approvals(BaseApprovals[httpx.BaseTransport]):
     """A client of the approvals service for agent code that blocks while it waits."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        key: str | None = None,
-        *,
-        agent_id: str | None = None,
-        thread_id: str | None = None,
-        run_id: str | None = None,
-        buffer: int = 10_000,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url, headers = settings(url, key)
-        self.defaults = RunIds(run_id=run_id, thread_id=thread_id, agent_id=agent_id)
-        self._make_http = functools.partial(
-            httpx.Client,
-            base_url=self.url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-        )
+    _emitter: ThreadEmitter | None
+
+    def _connect(self, transport: httpx.BaseTransport | None) -> None:
+        self._make_http = functools.partial(httpx.Client, **self._http_options, transport=transport)
         self.http = self._make_http()
-        self._emitter: ThreadEmitter | None = None
-        self._buffer = buffer
+        self._emitter = None  # started by the first emit
 
-    # -- requests ---------------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        deadline: float | None = None,
-        retry: bool = True,
-        **kwargs: Any,
-    ) -> Any:
-        """One API call; network errors and 5xx retried with backoff until ``deadline``."""
-        backoff = Backoff()
+    def _drive(self, op: Op[T]) -> T:
+        """Run one of the core's operations: send its requests, sleep its pauses."""
+        reply: Reply = None
         while True:
             try:
-                response = self.http.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
-                error = transport_error(exc)
-            else:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                error = api_error(response)
-                if not retryable(response):
-                    raise error
-            pause = backoff.next()
-            if not retry or (deadline is not None and time.monotonic() + pause > deadline):
-                raise error
-            log.info("approvals: %s; retrying in %.1f s", error, pause)
-            time.sleep(pause)
-
-    def get(self, path: str, **params: Any) -> Any:
-        """``GET`` an API path and return its JSON."""
-        return self._call("GET", path, params=params or None, retry=False)
-
-    # -- approvals --------------------------------------------------------------------
-
-    def request_approval(
-        self,
-        title: str,
-        *,
-        tool: str | None = None,
-        arguments: dict[str, Any] | None = None,
-        detail: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        thread_id: str | None = None,
-        agent_id: str | None = None,
-        timeout: float | None = None,
-        on_timeout: str = "reject",
-        key: str | None = None,
-        callback_url: str | None = None,
-        wait: bool = True,
-    ) -> Decision:
-        """Open an approval (or find the one ``key`` opened) and wait for its decision.
-
-        ``timeout`` is the approval's own (it expires by ``on_timeout`` on the service)
-        and bounds the wait; ``wait=False`` returns the pending approval at once.
-        """
-        ids = context.current(self.defaults).merged(
-            run_id=run_id, thread_id=thread_id, agent_id=agent_id
-        )
-        body = approval_body(
-            title,
-            tool=tool,
-            arguments=arguments,
-            detail=detail,
-            ids=ids,
-            timeout=timeout,
-            on_timeout=on_timeout,
-            key=key,
-            callback_url=callback_url,
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout + GRACE
-        opened = Decision.from_json(
-            self._call("POST", "/v1/approvals", json=body, deadline=deadline)
-        )
-        if not wait or not opened.pending:
-            return opened
-        return self._wait(opened.approval_id, deadline, opened)
-
-    def wait(self, approval_id: str, timeout: float | None = None) -> Decision:
-        """Block until the approval is decided or expires; pending after ``timeout`` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return self._wait(approval_id, deadline, None)
-
-    def _wait(self, approval_id: str, deadline: float | None, latest: Decision | None) -> Decision:
-        backoff = Backoff()
-        while True:
-            left = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
+                step = op.send(reply)
+            except StopIteration as done:
+                return cast(T, done.value)
+            if isinstance(step, Pause):
+                time.sleep(step.seconds)
+                reply = None
+                continue
             try:
-                response = self.http.get(
-                    f"/v1/approvals/{approval_id}",
-                    params={"wait": f"{max(left, 0):.1f}"},
-                    timeout=httpx.Timeout(10.0, read=max(left, 0) + 15),
-                )
+                reply = self.http.request(step.method, step.path, **step.options)
             except httpx.HTTPError as exc:
-                error = transport_error(exc)
-            else:
-                if response.status_code < 400:
-                    latest = Decision.from_json(response.json())
-                    if not latest.pending or left <= 0:
-                        return latest
-                    backoff.reset()
-                    continue
-                if not retryable(response):
-                    raise api_error(response)
-                error = api_error(response)
-            pause = backoff.next()
-            if deadline is not None and time.monotonic() + pause >= deadline:
-                if latest is None:
-                    raise error
-                return latest  # still pending as far as we know: the caller's timeout
-            log.info("approvals: waiting for %s: %s; retrying in %.1f s", approval_id, error, pause)
-            time.sleep(pause)
+                reply = exc
 
-    def get_approval(self, approval_id: str) -> Decision:
-        """The approval's current state."""
-        return Decision.from_json(self._call("GET", f"/v1/approvals/{approval_id}", retry=False))
-
-    def decide(
-        self,
-        approval_id: str,
-        decision: str,
-        *,
-        comment: str | None = None,
-        answer: str | None = None,
-        arguments: dict[str, Any] | None = None,
-    ) -> Decision:
-        """Approve, reject or answer an approval (needs ``approvals:resolve``)."""
-        body: dict[str, Any] = {"decision": decision}
-        for name, value in (("comment", comment), ("answer", answer), ("arguments", arguments)):
-            if value is not None:
-                body[name] = value
-        return Decision.from_json(
-            self._call("POST", f"/v1/approvals/{approval_id}/decision", json=body, retry=False)
-        )
-
-    def pending(self, **filters: Any) -> list[dict[str, Any]]:
-        """The queue's pending approvals (``run_id``, ``agent_id``… filter it)."""
-        out: list[dict[str, Any]] = []
-        params = {"status": "pending", **filters}
-        while True:
-            page = self.get("/v1/approvals", **params)
-            out.extend(page["approvals"])
-            if not page.get("nextCursor"):
-                return out
-            params["cursor"] = page["nextCursor"]
+    get = blocking(core.get)
+    request_approval = blocking(core.request_approval)
+    wait = blocking(core.wait)
+    get_approval = blocking(core.get_approval)
+    decide = blocking(core.decide)
+    pending = blocking(core.pending)
 
     def inbox(self, **filters: Any) -> Inbox:
         """Follow the inbox feed (``agent_id``, ``run_id``, ``thread_id``, ``tool``,
-        ``decidable``): iterate it for the snapshot and each change; its ``pending``
-        dict holds the current pending approvals."""
-        return Inbox(self.http, {k: _param(v) for k, v in filters.items() if v is not None})
+        ``decidable``, ``after``): iterate it for the snapshot and each change; its
+        ``pending`` dict holds the current pending approvals."""
+        return Inbox(self.http, filters)
 
-    # -- the decorator ------------------------------------------------------------------
+    def _guard(self, func: Callable[..., Any], ask: Callable[..., Op[Any]]) -> Callable[..., Any]:
+        def approve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return self._drive(ask(args, kwargs))
 
-    @overload
-    def require_approval(self, fn: F, /) -> F: ...
-    @overload
-    def require_approval(
-        self,
-        fn: None = None,
-        /,
-        *,
-        title: Title = None,
-        timeout: float | None = None,
-        on_timeout: str = "reject",
-        tool: str | None = None,
-        key: str | Callable[..., str] | None = None,
-        run_id: str | None = None,
-        thread_id: str | None = None,
-        agent_id: str | None = None,
-    ) -> Callable[[F], F]: ...
-
-    def require_approval(
-        self,
-        fn: Callable[..., Any] | None = None,
-        /,
-        *,
-        title: Title = None,
-        timeout: float | None = None,
-        on_timeout: str = "reject",
-        tool: str | None = None,
-        key: str | Callable[..., str] | None = None,
-        run_id: str | None = None,
-        thread_id: str | None = None,
-        agent_id: str | None = None,
-    ) -> Any:
-        """Ask a human before each call of the decorated function (sync or async)."""
-        if on_timeout not in ("reject", "approve"):
-            raise ValueError("on_timeout must be 'reject' or 'approve'")
-
-        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-            def ask(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-                call = Call(func, args, kwargs)
-                decision = self.request_approval(
-                    call.title(title),
-                    tool=tool or func.__name__,
-                    arguments=call.arguments,
-                    run_id=run_id,
-                    thread_id=thread_id,
-                    agent_id=agent_id,
-                    timeout=timeout,
-                    on_timeout=on_timeout,
-                    key=call.title(key) if key is not None else None,
-                )
-                outcome(decision, on_timeout)
-                return call.approved_call(decision)
-
-            if inspect.iscoroutinefunction(func):
-
-                @functools.wraps(func)
-                async def run_async(*args: Any, **kwargs: Any) -> Any:
-                    call_args, call_kwargs = await asyncio.to_thread(ask, args, kwargs)
-                    return await func(*call_args, **call_kwargs)
-
-                return run_async
+        if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
-            def run_sync(*args: Any, **kwargs: Any) -> Any:
-                call_args, call_kwargs = ask(args, kwargs)
-                return func(*call_args, **call_kwargs)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                call_args, call_kwargs = await asyncio.to_thread(approve, args, kwargs)
+                return await func(*call_args, **call_kwargs)
 
-            return run_sync
+            return run_async
 
-        return decorate(fn) if fn is not None else decorate
+        @functools.wraps(func)
+        def run_sync(*args: Any, **kwargs: Any) -> Any:
+            call_args, call_kwargs = approve(args, kwargs)
+            return func(*call_args, **call_kwargs)
 
-    # -- runs and events ----------------------------------------------------------------
+        return run_sync
 
-    def run(
-        self,
-        run_id: str | None = None,
-        *,
-        thread_id: str | None = None,
-        agent_id: str | None = None,
-    ) -> AbstractContextManager[RunIds]:
-        """A block whose approvals and events share a run (and thread, agent) id."""
-        return context.run(self.defaults, run_id, thread_id, agent_id)
-
-    def emit(self, type: str, **fields: Any) -> None:
-        """Queue a run event for the background sender; never blocks."""
+    def _sender(self) -> ThreadEmitter:
         if self._emitter is None:
             self._emitter = ThreadEmitter(self._make_http(), self._buffer)
-        self._emitter.put(event_body(type, fields, context.current(self.defaults)))
-
-    @property
-    def dropped(self) -> int:
-        """How many queued events were dropped because the buffer was full."""
-        return self._emitter.buffer.dropped if self._emitter else 0
+        return self._emitter
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Send every queued event now; False when some are still unsent at ``timeout``."""
         return self._emitter.flush(timeout) if self._emitter else True
 
     def events(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Follow the event stream, resuming with ``Last-Event-ID`` after a drop."""
-        last: str | None = filters.pop("last_event_id", None)
-        backoff = Backoff()
-        while True:
-            headers = {"Last-Event-ID": last} if last else {}
-            params = {k: _param(v) for k, v in filters.items() if v is not None}
-            try:
-                with connect_sse(
-                    self.http,
-                    "GET",
-                    "/v1/events",
-                    params=params,
-                    headers=headers,
-                    timeout=httpx.Timeout(10.0, read=90.0),
-                ) as source:
-                    if source.response.status_code >= 400:
-                        source.response.read()
-                        if not retryable(source.response):
-                            raise api_error(source.response)
-                        raise httpx.HTTPStatusError(
-                            "retry", request=source.response.request, response=source.response
-                        )
-                    backoff.reset()
-                    for message in source.iter_sse():
-                        if message.event == "connected":
-                            last = last or message.json()["subscription"]["from"]
-                            continue
-                        if not message.data:
-                            continue
-                        if message.id:
-                            last = message.id
-                        yield message.json()
-            except httpx.HTTPError as exc:
-                log.info("approvals: event stream dropped (%r); resuming after %s", exc, last)
-            time.sleep(backoff.next())
+        """Follow the event stream (``GET /v1/events``'s filters), resuming with
+        ``Last-Event-ID`` after a drop (``last_event_id=`` resumes from an event)."""
+        return follow(self.http, core.EventFeed(filters))
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Flush queued events and close the connections."""
@@ -366,14 +144,3 @@ class Approvals:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-GRACE = 30.0  # seconds the wait outlasts an approval's timeout, for the service to expire it
-
-
-def _param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple | set):
-        return ",".join(str(v) for v in value)
-    return str(value)
