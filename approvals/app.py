@@ -19,6 +19,7 @@ from approvals.contract import ApiRequest, refuse_unknown_query
 from approvals.dashboard import admit, live, oidc_pages, pages
 from approvals.db import parse_url
 from approvals.errors import exception_handlers
+from approvals.events import fastpath
 from approvals.events.routes import get_event, get_events, post_events
 from approvals.notify import interactions, links
 from approvals.notify import routes as notifications
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     ]
     admit.check_routes(handlers)  # every dashboard form post goes through the one rule
-    return App(
+    app = App(
         route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -134,3 +135,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
     )
+    app.fast = fastpath.table(handlers)  # the routes declared cached, served ahead
+    return app

@@ -61,6 +61,8 @@ def _nul(field: str) -> dict[str, str]:
 class App(Litestar):
     """The service's Litestar application (see the module's description)."""
 
+    fast: fastpath.Table | None = None  # set by create_app from the routes' declarations
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one ASGI connection."""
         if scope["type"] == "http":
@@ -70,7 +72,7 @@ class App(Litestar):
                 await _refuse(send, status, body)
                 return
             scope[RAW_SEND] = send
-            fast = fastpath.route_of(scope)
+            fast = self.fast.match(scope) if self.fast is not None else None
             if fast is not None:
                 route, path_id = fast
                 headers = [*_ENCODED, HSTS] if scope.get("scheme") == "https" else _ENCODED

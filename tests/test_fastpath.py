@@ -8,9 +8,17 @@ here makes a first write, then checks what later ones answer and store.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+from litestar import post
 from test_security import new_key
 
+from approvals.app import create_app
+from approvals.auth.guard import Requires, requires
+from approvals.config import Settings
+from approvals.events import fastpath
 from conftest import Database, Server
 
 VOLATILE = {"date", "content-length"}
@@ -205,3 +213,40 @@ def test_openings_with_a_cached_key_answer_as_the_documented_route(server: Serve
             if field is not None:
                 assert answer.json()["field"] == field, answer.text
     assert server.db.scalar("SELECT count(*) FROM approvals") == 2
+
+
+def test_the_fast_table_is_the_routes_declared_cached_with_their_scopes(tmp_path: Path) -> None:
+    """The fast path serves exactly the routes whose guard is requires(..., cached=True),
+    needing the scope that guard names: derived from the declarations, not written twice."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+    declared = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for guard in handler.guards or []:
+                if isinstance(guard, Requires) and guard.cached:
+                    for method in handler.http_methods:
+                        declared[f"{method} {route.path}"] = guard.scope
+    assert app.fast is not None
+    assert {name: r.scope for name, r in app.fast.routes.items()} == declared
+    assert set(declared) == {
+        "POST /v1/events",
+        "POST /v1/approvals",
+        "POST /v1/approvals/{approval_id:str}/decision",
+    }
+    # A route declared cached without a fast write, or the other way round, stops start-up.
+    events = next(
+        h for h in declared_handlers(app) if "/v1/events" in h.paths and "POST" in h.http_methods
+    )
+    with pytest.raises(RuntimeError, match="without a route declared cached"):
+        fastpath.table([h for h in declared_handlers(app) if h is not events])
+    fake = post("/v1/other", guards=[requires("events:write", cached=True)])(_noop)
+    with pytest.raises(RuntimeError, match="has no fast write"):
+        fastpath.table([*declared_handlers(app), fake])
+
+
+def declared_handlers(app: Any) -> list[Any]:
+    return [h for route in app.routes for h in getattr(route, "route_handlers", [])]
+
+
+async def _noop() -> None:
+    return None

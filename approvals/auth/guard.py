@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -23,10 +24,8 @@ async def authenticate(
     found = connection.scope.get("state", {}).get("principal")
     if isinstance(found, Principal):
         return found
-    header = connection.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    key = bearer_key(connection.headers.get("authorization", ""))
+    if key is None:
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer <key>'")
     services = connection.app.state.services
     principal = services.keys.get(key) if cached else None
@@ -38,32 +37,60 @@ async def authenticate(
         if principal is None:
             raise refusal(KeyRevoked())
         services.keys.put(key, principal)
-    wait = await services.rates.take(principal.name, principal.rate)
-    if wait:
-        rate = principal.rate or services.rates.default
-        raise rate_limited(f"the key {principal.name!r} is over its rate of {rate}", wait)
+    await take_rate(services, principal)
     connection.state.principal = principal
     return principal
 
 
-def requires(scope: str, cached: bool = False) -> Any:
-    """A guard that admits principals holding ``scope``; 403 names it otherwise.
+def bearer_key(header: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header, or None."""
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
 
-    ``cached=True`` only on routes whose one write is the log's append, which
-    confirms the key (see ``authenticate``).
-    """
 
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await authenticate(connection, cached)
-        if not principal.allows(scope):
+def cached_admission(services: Any, header: str, scope: str) -> Principal | None:
+    """The fast path's admission: the principal of a key verified lately that holds
+    ``scope``, or None, and the documented route then admits or refuses it (401, 403)."""
+    key = bearer_key(header)
+    principal = services.keys.get(key) if key is not None else None
+    return principal if principal is not None and principal.allows(scope) else None
+
+
+async def take_rate(services: Any, principal: Principal) -> None:
+    """Spend one request of the key's rate; 429 with ``Retry-After`` when it is over."""
+    wait = await services.rates.take(principal.name, principal.rate)
+    if wait:
+        rate = principal.rate or services.rates.default
+        raise rate_limited(f"the key {principal.name!r} is over its rate of {rate}", wait)
+
+
+@dataclass(frozen=True)
+class Requires:
+    """The guard of an API route: admits principals holding ``scope``; 403 names it
+    otherwise. ``cached`` routes write only through the log's append, which confirms the
+    key (see ``authenticate``); they are exactly the routes the fast path serves."""
+
+    scope: str
+    cached: bool = False
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        """Admit the caller or raise 401, 403 or 429."""
+        principal = await authenticate(connection, self.cached)
+        if not principal.allows(self.scope):
             raise ApiError(
                 403,
                 "forbidden",
-                f"this key lacks the {scope!r} scope",
-                scope=scope,
+                f"this key lacks the {self.scope!r} scope",
+                scope=self.scope,
             )
 
-    return guard
+
+def requires(scope: str, cached: bool = False) -> Requires:
+    """A guard that admits principals holding ``scope`` (see ``Requires``)."""
+    return Requires(scope, cached)
 
 
 def hold_stream(connection: ASGIConnection[Any, Any, Any, Any]) -> Callable[[], None]:

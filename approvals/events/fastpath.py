@@ -20,14 +20,15 @@ rate, a revoked key, 404, 409) are answered here, in the same JSON.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from approvals.auth.guard import Requires, cached_admission, take_rate
 from approvals.contract import JSON_TYPES, convert, decode_body
-from approvals.errors import ApiError, error_body, rate_limited
+from approvals.errors import ApiError, error_body
 from approvals.events.schema import parse_batch
 from approvals.outbound import parse as parse_destinations
 from approvals.queue import service
@@ -96,25 +97,67 @@ async def _open(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
     return 201, convert(approval, ApprovalOut)
 
 
-EVENTS = Route("POST /v1/events", "events:write", _check_events, _append)
-OPENING = Route("POST /v1/approvals", "events:write", _check_opening, _open)
-DECISION = Route("POST /v1/approvals/{id}/decision", "approvals:resolve", _check_decision, _decide)
+EVENTS_PATH = "/v1/events"
+OPENING_PATH = "/v1/approvals"
+DECISION_PATH = DECISION_PREFIX + "{approval_id:str}" + DECISION_SUFFIX
+# The fast writes by the documented route they stand in for; the scope each needs is not
+# written here but read from that route's guard (``table``).
+WRITES: dict[str, tuple[Callable[[Any, str, Any], Any], Callable[..., Any]]] = {
+    "POST " + EVENTS_PATH: (_check_events, _append),
+    "POST " + OPENING_PATH: (_check_opening, _open),
+    "POST " + DECISION_PATH: (_check_decision, _decide),
+}
 
 
-def route_of(scope: dict[str, Any]) -> tuple[Route, str] | None:
-    """The fast route this request may take, with the id in its path, or None."""
-    if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
+class Table:
+    """The fast routes of one application, by the route each stands in for."""
+
+    def __init__(self, routes: dict[str, Route]) -> None:
+        self.routes = routes
+        self._events = routes["POST " + EVENTS_PATH]
+        self._opening = routes["POST " + OPENING_PATH]
+        self._decision = routes["POST " + DECISION_PATH]
+
+    def match(self, scope: dict[str, Any]) -> tuple[Route, str] | None:
+        """The fast route this request may take, with the id in its path, or None."""
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
+            return None
+        path = scope["path"]
+        if path == EVENTS_PATH:
+            return self._events, ""
+        if path == OPENING_PATH:
+            return self._opening, ""
+        if path.startswith(DECISION_PREFIX) and path.endswith(DECISION_SUFFIX):
+            approval_id = path[len(DECISION_PREFIX) : -len(DECISION_SUFFIX)]
+            if approval_id and "/" not in approval_id and len(approval_id) <= MAX_ID:
+                return self._decision, approval_id
         return None
-    path = scope["path"]
-    if path == "/v1/events":
-        return EVENTS, ""
-    if path == "/v1/approvals":
-        return OPENING, ""
-    if path.startswith(DECISION_PREFIX) and path.endswith(DECISION_SUFFIX):
-        approval_id = path[len(DECISION_PREFIX) : -len(DECISION_SUFFIX)]
-        if approval_id and "/" not in approval_id and len(approval_id) <= MAX_ID:
-            return DECISION, approval_id
-    return None
+
+
+def table(handlers: Iterable[Any]) -> Table:
+    """The fast routes, derived from the routes' own declarations: one for each route whose
+    guard is ``requires(scope, cached=True)``, needing that scope. A cached route without
+    a fast write, or a fast write whose route is not declared cached, stops start-up."""
+    routes: dict[str, Route] = {}
+    for handler in handlers:
+        cached = [g for g in getattr(handler, "guards", None) or [] if _cached(g)]
+        if not cached:
+            continue
+        for method in handler.http_methods:
+            for path in handler.paths:
+                name = f"{method} {path}"
+                if name not in WRITES:
+                    raise RuntimeError(f"{name} is declared cached but has no fast write")
+                check, write = WRITES[name]
+                routes[name] = Route(name, cached[0].scope, check, write)
+    missing = sorted(set(WRITES) - set(routes))
+    if missing:
+        raise RuntimeError(f"fast writes without a route declared cached: {', '.join(missing)}")
+    return Table(routes)
+
+
+def _cached(guard: Any) -> bool:
+    return isinstance(guard, Requires) and guard.cached
 
 
 async def serve(
@@ -138,9 +181,8 @@ async def serve(
             content_type = value
         elif name == b"content-length":
             length = value
-    scheme, _, token = authorization.decode("latin-1").partition(" ")
-    principal = services.keys.get(token.strip()) if scheme.lower() == "bearer" else None
-    if principal is None or not principal.allows(route.scope):
+    principal = cached_admission(services, authorization.decode("latin-1"), route.scope)
+    if principal is None:
         return receive
     kind = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
     if kind and not (kind == JSON_TYPES[0] or kind.endswith(JSON_TYPES[1])):
@@ -161,10 +203,7 @@ async def serve(
     except (ApiError, msgspec.ValidationError):
         return _replay(body, receive)
     try:
-        wait = await services.rates.take(principal.name, principal.rate)
-        if wait:
-            rate = principal.rate or services.rates.default
-            raise rate_limited(f"the key {principal.name!r} is over its rate of {rate}", wait)
+        await take_rate(services, principal)
         status, value = await route.write(services, principal, checked)
     except ApiError as exc:
         extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]

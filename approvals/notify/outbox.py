@@ -9,14 +9,14 @@ from typing import Any
 import msgspec
 from sqlalchemy import bindparam, or_, select
 
-from approvals.clock import iso, now_iso
+from approvals.clock import iso
 from approvals.dashboard.users import users_table
-from approvals.events.log import LogTransaction, new_id
+from approvals.events.log import LogTransaction
 from approvals.events.writer import prepared
 from approvals.notify.models import routes_table, slack_messages_table
 from approvals.queue import policy
 from approvals.queue.service import approvals_table
-from approvals.webhooks.outbox import deliveries_table
+from approvals.webhooks.outbox import deliveries_table, pending_row
 
 KIND = "notify"
 REVIEWERS = "reviewers"
@@ -35,26 +35,17 @@ class Notice(msgspec.Struct, kw_only=True):
 
 def notice_row(notice: Notice, event_id: int, due: str | None = None) -> dict[str, Any]:
     """A pending outbox row of kind ``notify`` carrying ``notice``."""
-    now = now_iso()
     scheme = "slack" if notice.channel == "slack" else "mailto"
-    return {
-        "id": new_id("dlv"),
-        "msg_id": f"msg_{event_id}_{notice.action}_{notice.to}"[:100],
-        "kind": KIND,
-        "endpoint_id": None,
-        "source_id": None,
-        "approval_id": notice.approval_id,
-        "url": f"{scheme}:{notice.to}",
-        "event_id": event_id,
-        "event_type": f"notification.{notice.channel}.{notice.action}",
-        "payload": msgspec.json.encode(notice).decode(),
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": due or now,
-        "next_trigger": "scheduled",
-        "created_at": now,
-        "updated_at": now,
-    }
+    return pending_row(
+        kind=KIND,
+        msg_id=f"msg_{event_id}_{notice.action}_{notice.to}"[:100],
+        url=f"{scheme}:{notice.to}",
+        event_id=event_id,
+        event_type=f"notification.{notice.channel}.{notice.action}",
+        payload=msgspec.json.encode(notice).decode(),
+        due=due,
+        approval_id=notice.approval_id,
+    )
 
 
 def route_matches(route: dict[str, Any], approval: dict[str, Any]) -> bool:

@@ -46,21 +46,49 @@ def delivery_row(
     source_id: str | None = None,
 ) -> dict[str, Any]:
     """A new pending delivery of ``event`` to ``url``, due now."""
-    now = now_iso()
     target = endpoint_id or source_id or kind
+    return pending_row(
+        kind=kind,
+        msg_id=f"msg_{event['id']}_{target}",
+        url=url,
+        event_id=int(event["id"]),
+        event_type=event["type"],
+        payload=envelope(event),
+        endpoint_id=endpoint_id,
+        source_id=source_id,
+    )
+
+
+def pending_row(
+    *,
+    kind: str,
+    msg_id: str,
+    url: str,
+    event_id: int,
+    event_type: str,
+    payload: str,
+    due: str | None = None,
+    endpoint_id: str | None = None,
+    source_id: str | None = None,
+    approval_id: str | None = None,
+) -> dict[str, Any]:
+    """The one builder of outbox rows (webhooks, callbacks, resumes, notifications): pending,
+    no attempt yet, due at ``due`` (now by default)."""
+    now = now_iso()
     return {
         "id": new_id("dlv"),
-        "msg_id": f"msg_{event['id']}_{target}",
+        "msg_id": msg_id,
         "kind": kind,
         "endpoint_id": endpoint_id,
         "source_id": source_id,
+        "approval_id": approval_id,
         "url": url,
-        "event_id": int(event["id"]),
-        "event_type": event["type"],
-        "payload": envelope(event),
+        "event_id": event_id,
+        "event_type": event_type,
+        "payload": payload,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": due or now,
         "next_trigger": "scheduled",
         "created_at": now,
         "updated_at": now,
