@@ -333,8 +333,8 @@ def sources_add(
 
     from sqlalchemy import insert, select
 
-    from approvals.connectors.routes import new_source, source_values, sources_table
     from approvals.connectors.schema import SourceCreate
+    from approvals.connectors.sources import new_source, source_values, sources_table
     from approvals.contract import convert
     from approvals.errors import ApiError
     from approvals.outbound import parse as parse_destinations
@@ -376,7 +376,7 @@ def sources_list() -> None:
     """List sources: name, dialect, status, cursor, counts and last error (never tokens)."""
     from sqlalchemy import select
 
-    from approvals.connectors.routes import sources_table
+    from approvals.connectors.sources import sources_table
 
     with _transaction() as (_, conn):
         result = conn.execute(select(sources_table).order_by(sources_table.c.created_at))
@@ -396,7 +396,7 @@ def sources_remove(name: Annotated[str, typer.Argument(help="The source's name."
     """Stop subscribing to a source (its events stay in the log)."""
     from sqlalchemy import delete
 
-    from approvals.connectors.routes import sources_table
+    from approvals.connectors.sources import sources_table
 
     def work(conn: Connection, record: Any) -> None:
         result = conn.execute(delete(sources_table).where(sources_table.c.name == name))

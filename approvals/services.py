@@ -26,8 +26,8 @@ from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.notify.outbox import KIND as NOTIFY
 from approvals.notify.outbox import OpenNotifications, slack_updates
 from approvals.notify.sender import Notifier
+from approvals.queue.expiry import expiry_loop
 from approvals.queue.feed import ChangeCache
-from approvals.queue.routes import expiry_loop
 from approvals.queue.service import OpenApprovals
 from approvals.webhooks.outbox import Outbox
 from approvals.webhooks.secrets import LOOKUPS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.params import JSONBody, PathParameter
 from sqlalchemy import delete as sql_delete
@@ -13,20 +12,15 @@ from sqlalchemy import insert, select, update
 from approvals import audit
 from approvals.auth.guard import requires
 from approvals.clock import now_iso
-from approvals.connectors.models import Source
 from approvals.connectors.schema import SourceCreate, SourceList, SourceOut, SourceUpdate
+from approvals.connectors.sources import new_source, source_values, sources_table
 from approvals.contract import WRITE_ERRORS, errors
 from approvals.db import one_or_404
-from approvals.errors import ApiError, invalid
-from approvals.events.log import new_id
+from approvals.errors import ApiError
 from approvals.outbound import Policy
-from approvals.outbound import check_url as check_destination
 from approvals.outbound import parse as parse_destinations
-from approvals.queue.schema import check_url
 from approvals.secretbox import encrypt, service_key
-from approvals.webhooks.signing import new_secret
 
-sources_table = Source.__table__  # type: ignore[attr-defined]
 TAGS = ["sources"]
 SourceId = Annotated[str, PathParameter(max_length=200, description="the source's id")]
 
@@ -49,33 +43,6 @@ def source_json(row: Any, resume_secret: str | None = None) -> SourceOut:
         updated_at=row["updated_at"],
         resume_secret=resume_secret,
     )
-
-
-def source_values(body: SourceCreate | SourceUpdate, destinations: Policy) -> dict[str, Any]:
-    """The column values a checked body sets (an update: only the fields it names); the
-    ``resumeUrl`` is checked against the outbound ``destinations``."""
-    out: dict[str, Any] = {}
-    if body.name is not msgspec.UNSET:
-        if not body.name.isprintable():
-            raise invalid("body.name", "must be 1 to 200 printable characters")
-        out["name"] = body.name
-    if body.dialect is not msgspec.UNSET:
-        out["dialect"] = body.dialect
-    if body.url is not msgspec.UNSET:
-        out["url"] = check_url(body.url, "body.url")
-    if body.token is not msgspec.UNSET:
-        out["token"] = body.token
-    if body.resume_url is not msgspec.UNSET:
-        out["resume_url"] = (
-            None
-            if body.resume_url is None
-            else check_destination(
-                check_url(body.resume_url, "body.resumeUrl"), "body.resumeUrl", destinations
-            )
-        )
-    if body.history is not msgspec.UNSET:
-        out["history"] = body.history
-    return out
 
 
 def _destinations(request: Request[Any, Any, Any]) -> Policy:
@@ -104,28 +71,6 @@ async def _name_free(request: Request[Any, Any, Any], name: str, source_id: str 
         ).first()
     if taken is not None:
         raise ApiError(409, "conflict", f"a source named {name!r} exists", field="body.name")
-
-
-def new_source(values: dict[str, Any], key: str) -> dict[str, Any]:
-    """The row of a new source from checked values (the token encrypted with ``key``)."""
-    values = dict(values)
-    token = values.pop("token")
-    now = now_iso()
-    values.update(
-        id=new_id("src"),
-        token_encrypted=encrypt(key, token),
-        resume_secret=new_secret(),
-        history=values.get("history", False),
-        resume_url=values.get("resume_url"),
-        status="connecting",
-        cursor=None,
-        last_error=None,
-        events_received=0,
-        events_skipped=0,
-        created_at=now,
-        updated_at=now,
-    )
-    return values
 
 
 @post(

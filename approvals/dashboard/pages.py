@@ -19,7 +19,7 @@ from approvals.dashboard.users import active, check_password, reviewer, sign_out
 from approvals.errors import ApiError
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.queue import policy, service
-from approvals.webhooks.routes import requeue
+from approvals.webhooks.deliveries import requeue
 from approvals.webhooks.worker import endpoint_status
 
 HISTORY_FILTERS = ("status", "reviewer", "agent", "since", "until")

@@ -16,11 +16,12 @@ from approvals.auth.guard import requires
 from approvals.clock import iso, now_iso
 from approvals.contract import WRITE_ERRORS, errors, refuse_body
 from approvals.db import one_or_404
-from approvals.errors import invalid, not_found
+from approvals.errors import invalid
 from approvals.events.log import new_id
 from approvals.outbound import check_url as check_destination
 from approvals.outbound import parse as destinations
 from approvals.queue.schema import check_url
+from approvals.webhooks.deliveries import requeue
 from approvals.webhooks.outbox import deliveries_table, endpoints_table
 from approvals.webhooks.schema import (
     Attempt,
@@ -287,46 +288,6 @@ async def list_deliveries(
         deliveries=[delivery_json(row, attempts[row["id"]]) for row in page],
         next_cursor=page[-1]["id"] if len(rows) > limit else None,
     )
-
-
-async def requeue(services: Any, delivery_id: str, actor: str) -> Any:
-    """Make a delivery due now, its next attempt marked manual, and audit it (``actor`` as
-    ``key:NAME`` or ``user:NAME``); 404 when unknown."""
-    async with services.log.transaction(actor.partition(":")[2]) as tx:
-        conn = tx.conn
-        result = await conn.execute(
-            update(deliveries_table)
-            .where(deliveries_table.c.id == delivery_id)
-            .values(
-                status="pending",
-                next_attempt_at=now_iso(),
-                next_trigger="manual",
-                claimed_until=None,
-                updated_at=now_iso(),
-            )
-        )
-        if result.rowcount == 0:
-            raise not_found(f"delivery {delivery_id}")
-        row = (
-            (
-                await conn.execute(
-                    select(deliveries_table).where(deliveries_table.c.id == delivery_id)
-                )
-            )
-            .mappings()
-            .one()
-        )
-        await audit.record(
-            tx,
-            "delivery.retried",
-            actor,
-            f"Delivery {delivery_id} sent again by hand",
-            delivery=delivery_id,
-            webhook=row["endpoint_id"],
-            eventType=row["event_type"],
-        )
-    services.webhooks.wake()
-    return row
 
 
 @post(
