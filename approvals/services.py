@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,14 +45,14 @@ class Services:
     log: EventLog
     broker: Broker
     webhooks: DeliveryWorker
-    connectors: Any = None
+    connectors: Connectors = field(init=False)  # made in build(): they need the services
     wakeup: Wakeup | None = None
-    notifier: Any = None
+    notifier: Notifier = field(init=False)
     feed_cache: ChangeCache = field(default_factory=ChangeCache)
     rates: RateLimiter = field(default_factory=RateLimiter)
     keys: KeyCache = field(default_factory=KeyCache)
     streams: StreamCounter = field(default_factory=StreamCounter)
-    signers: dict[str, Any] = field(default_factory=dict)  # cookie and link signers by salt
+    signers: dict[str, URLSafeTimedSerializer] = field(default_factory=dict)  # by salt
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     beats: Beats = field(default_factory=Beats)  # background loops' turns, for /readyz
 
@@ -72,9 +73,12 @@ class Services:
         outbox.on_resolved.append(resume_deliveries)
         outbox.on_resolved.append(slack_updates)
         LOOKUPS["resume"] = resume_secret
-        log.hooks.append(OpenApprovals())
-        log.hooks.append(OpenNotifications(webhooks.wake))
-        log.hooks.append(outbox)
+        # The log's append hooks, the one place they are wired, in the order they run:
+        # OpenApprovals inserts each request's approval (and applies auto/deny policies),
+        # OpenNotifications then reads those approvals to queue Slack and email notices,
+        # and the Outbox last queues webhook deliveries for every event, resolutions
+        # included.
+        log.hooks = [OpenApprovals(), OpenNotifications(webhooks.wake), outbox]
         try:
             default_rate = parse_rate(settings.rate_limit)
         except RateError as exc:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from approvals.auth.keys import KeyExpired, KeyRevoked, Principal, refusal, verify_key
 from approvals.errors import ApiError, rate_limited
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 
 async def authenticate(
@@ -49,7 +52,7 @@ def bearer_key(header: str) -> str | None:
     return key if scheme.lower() == "bearer" and key else None
 
 
-def cached_admission(services: Any, header: str, scope: str) -> Principal | None:
+def cached_admission(services: Services, header: str, scope: str) -> Principal | None:
     """The fast path's admission: the principal of a key verified lately that holds
     ``scope``, or None, and the documented route then admits or refuses it (401, 403)."""
     key = bearer_key(header)
@@ -57,7 +60,7 @@ def cached_admission(services: Any, header: str, scope: str) -> Principal | None
     return principal if principal is not None and principal.allows(scope) else None
 
 
-async def take_rate(services: Any, principal: Principal) -> None:
+async def take_rate(services: Services, principal: Principal) -> None:
     """Spend one request of the key's rate; 429 with ``Retry-After`` when it is over."""
     wait = await services.rates.take(principal.name, principal.rate)
     if wait:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -29,6 +29,9 @@ from approvals.events.schema import parse_event
 from approvals.leases import RENEW_SECONDS, Lease, LeaseLost
 from approvals.metrics import REGISTRY
 from approvals.secretbox import decrypt, service_key
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 log = logging.getLogger("approvals.connectors")
 sources_table = Source.__table__  # type: ignore[attr-defined]
@@ -74,7 +77,7 @@ def with_history(url: str) -> str:
 class SourceRunner:
     """Keeps one source's stream connected until it fails for good or is removed."""
 
-    def __init__(self, services: Any, source_id: str) -> None:
+    def __init__(self, services: Services, source_id: str) -> None:
         self.services = services
         self.source_id = source_id
         self.rng = random.Random()
@@ -246,7 +249,9 @@ class SourceRunner:
 class Connectors:
     """Starts a runner for every active source and stops runners of removed ones."""
 
-    def __init__(self, services: Any, runner: Callable[[Any, str], SourceRunner] = SourceRunner):
+    def __init__(
+        self, services: Services, runner: Callable[[Any, str], SourceRunner] = SourceRunner
+    ):
         self.services = services
         self.make_runner = runner
         self.tasks: dict[str, asyncio.Task[None]] = {}

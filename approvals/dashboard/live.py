@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
 
@@ -23,6 +23,9 @@ from approvals.events.filters import FIELDS, EventFilter
 from approvals.events.schema import parse_position
 from approvals.queue import service
 from approvals.sse import EventStream
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 APPROVAL_EVENTS = ("approval.resolved", "approval.expired", "approval.vote")
 CLAIM_EVENTS = ("approval.claimed", "approval.released")
@@ -38,7 +41,7 @@ class View:
     """What one open page shows, and the fragments that keep it current."""
 
     def __init__(
-        self, services: Any, csrf: str, params: dict[str, str], user: str | None = None
+        self, services: Services, csrf: str, params: dict[str, str], user: str | None = None
     ) -> None:
         self.services = services
         self.csrf = csrf

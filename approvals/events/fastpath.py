@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -39,6 +39,9 @@ from approvals.queue.schema import (
     check_decision,
     request_row,
 )
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 log = logging.getLogger("approvals")
 
@@ -66,7 +69,7 @@ def _check_events(raw: Any, _: str, __: Any) -> tuple[Any, list[dict[str, Any]]]
     return raw, parse_batch(raw)
 
 
-async def _append(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+async def _append(services: Services, principal: Any, checked: Any) -> tuple[int, Any]:
     raw, rows = checked
     stored = await services.log.append(rows, principal.name, principal.confirm)
     # Already the canonical JSON (``to_json``: EventOut's fields, in its order), answered
@@ -78,7 +81,7 @@ def _check_decision(raw: Any, approval_id: str, _: Any) -> tuple[str, dict[str, 
     return approval_id, check_decision(msgspec.convert(raw, DecisionIn, strict=True))
 
 
-async def _decide(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+async def _decide(services: Services, principal: Any, checked: Any) -> tuple[int, Any]:
     approval_id, values = checked
     approval = await service.decide_one(
         services.log, approval_id, principal.name, principal.confirm, values
@@ -86,12 +89,12 @@ async def _decide(services: Any, principal: Any, checked: Any) -> tuple[int, Any
     return 200, convert(approval, ApprovalOut)
 
 
-def _check_opening(raw: Any, _: str, services: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_opening(raw: Any, _: str, services: Services) -> tuple[dict[str, Any], dict[str, Any]]:
     body = msgspec.convert(raw, ApprovalCreate, strict=True)
     return request_row(body, parse_destinations(services.settings.webhook_allowed))
 
 
-async def _open(services: Any, principal: Any, checked: Any) -> tuple[int, Any]:
+async def _open(services: Services, principal: Any, checked: Any) -> tuple[int, Any]:
     row, options = checked
     approval = await service.open_one(services.log, row, options, principal.name, principal.confirm)
     return 201, convert(approval, ApprovalOut)
@@ -163,7 +166,7 @@ def _cached(guard: Any) -> bool:
 async def serve(
     route: Route,
     path_id: str,
-    services: Any,
+    services: Services,
     scope: dict[str, Any],
     receive: Any,
     send: Any,

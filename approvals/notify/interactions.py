@@ -12,7 +12,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -27,6 +27,9 @@ from approvals.notify.models import interaction_receipts_table as receipts
 from approvals.notify.slack import clip, escape
 from approvals.queue import policy, service
 from approvals.queue.schema import MAX_TEXT
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 log = logging.getLogger("approvals.notify")
 REASON_CALLBACK = "reject_reason"
@@ -191,7 +194,7 @@ def verified(settings: Any, body: bytes, headers: Any) -> bool:
     return hmac.compare_digest(expected.encode(), signature.encode())
 
 
-async def first_seen(services: Any, timestamp: str, body: bytes) -> bool:
+async def first_seen(services: Services, timestamp: str, body: bytes) -> bool:
     """Record a signed interaction; False when any instance recorded it before (a replay)."""
     digest = hashlib.sha256(b"v0:" + timestamp.encode() + b":" + body).hexdigest()
     now = time.time()
@@ -250,7 +253,7 @@ async def slack_interactions(request: Request[Any, Any, Any]) -> Response[Any]:
     return await _submitted(services, interaction)
 
 
-async def _ephemeral(services: Any, click: Click, text: str) -> None:
+async def _ephemeral(services: Services, click: Click, text: str) -> None:
     """Tell the clicking user ``text`` (escaped here: it may quote names and ids)."""
     if not click.channel:
         return
@@ -263,7 +266,7 @@ async def _ephemeral(services: Any, click: Click, text: str) -> None:
         log.warning("Slack ephemeral message to %s failed: %s", click.user, exc)
 
 
-async def _clicked(services: Any, click: Click) -> None:
+async def _clicked(services: Services, click: Click) -> None:
     reviewer = await reviewer_for(services.engine, click.user)
     if reviewer is None:
         await _ephemeral(services, click, NOT_LINKED)
@@ -289,7 +292,7 @@ async def _clicked(services: Any, click: Click) -> None:
         )
 
 
-async def _refusal(services: Any, approval_id: str, reviewer: str) -> str | None:
+async def _refusal(services: Services, approval_id: str, reviewer: str) -> str | None:
     """Why ``reviewer`` may not decide now (checked again when the modal is submitted)."""
     try:
         approval = await service.fetch(services.engine, approval_id)
@@ -308,7 +311,7 @@ async def _refusal(services: Any, approval_id: str, reviewer: str) -> str | None
     return f"Nothing was decided: {reason}" if reason else None
 
 
-async def _open_modal(services: Any, click: Click) -> None:
+async def _open_modal(services: Services, click: Click) -> None:
     view = {
         "type": "modal",
         "callback_id": REASON_CALLBACK,
@@ -334,7 +337,7 @@ async def _open_modal(services: Any, click: Click) -> None:
         await _ephemeral(services, click, "Slack could not open the reject form; try again.")
 
 
-async def _submitted(services: Any, submission: Submission) -> Response[Any]:
+async def _submitted(services: Services, submission: Submission) -> Response[Any]:
     reviewer = await reviewer_for(services.engine, submission.user)
     problem = NOT_LINKED if reviewer is None else None
     if reviewer is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from itsdangerous import URLSafeTimedSerializer
@@ -19,13 +19,16 @@ from approvals.queue import service
 from approvals.secretbox import service_key
 from approvals.webhooks.worker import Sent
 
+if TYPE_CHECKING:
+    from approvals.services import Services
+
 log = logging.getLogger("approvals.notify")
 
 
 class Notifier:
     """Makes one attempt at a notification; the delivery worker records and retries it."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
         self._signer: URLSafeTimedSerializer | None = None

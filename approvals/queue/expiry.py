@@ -11,9 +11,12 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from approvals.queue import service
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 log = logging.getLogger("approvals.queue")
 
@@ -23,7 +26,7 @@ EXPIRY_RECHECK = 10.0  # seconds: the longest the expiry loop sleeps without loo
 EXPIRY_COALESCE = 0.05
 
 
-async def expiry_loop(services: Any) -> None:
+async def expiry_loop(services: Services) -> None:
     """Expire due approvals, sleeping until the next deadline.
 
     An event that opens an approval (here or, through the log, on another

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import select
@@ -22,6 +22,9 @@ from approvals.auth.keys import Principal
 from approvals.events.log import head_table
 from approvals.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
 from approvals.queue import policy, service
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 KEEPALIVE = b": keepalive\n\n"
 REPLAY_PAGE = 500
@@ -130,7 +133,7 @@ class ChangeCache:
         return await asyncio.shield(task)
 
 
-async def snapshot(services: Any, where: FeedFilter) -> tuple[int, list[dict[str, Any]]]:
+async def snapshot(services: Services, where: FeedFilter) -> tuple[int, list[dict[str, Any]]]:
     """The pending approvals matching ``where`` and the log position they reflect.
 
     The head is read before and after the queue; when no append committed in between
@@ -180,7 +183,7 @@ def _matching(rows: list[dict[str, Any]], where: FeedFilter) -> list[dict[str, A
 
 
 async def follow(
-    services: Any,
+    services: Services,
     where: FeedFilter,
     *,
     after: int | None,

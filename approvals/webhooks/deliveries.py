@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
@@ -11,8 +11,11 @@ from approvals.clock import now_iso
 from approvals.errors import not_found
 from approvals.webhooks.outbox import deliveries_table
 
+if TYPE_CHECKING:
+    from approvals.services import Services
 
-async def requeue(services: Any, delivery_id: str, actor: str) -> Any:
+
+async def requeue(services: Services, delivery_id: str, actor: str) -> Any:
     """Make a delivery due now, its next attempt marked manual, and audit it (``actor`` as
     ``key:NAME`` or ``user:NAME``); 404 when unknown."""
     async with services.log.transaction(actor.partition(":")[2]) as tx:
