@@ -55,6 +55,15 @@ class Database:
         finally:
             engine.dispose()
 
+    def execute(self, sql: str, **params: Any) -> None:
+        """Run one SQL statement and commit it."""
+        engine = make_sync_engine(parse_url(self.url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(sql), params)
+        finally:
+            engine.dispose()
+
     def scalar(self, sql: str, **params: Any) -> Any:
         """Run one SQL query and return the first column of its first row."""
         engine = make_sync_engine(parse_url(self.url))

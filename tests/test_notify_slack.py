@@ -17,9 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from approvals.db import make_sync_engine, parse_url
 from conftest import Database, Server, until
 from slack_standin import SIGNING_SECRET, TOKEN, Call, SlackStandIn, click, form, sign, submission
 
@@ -482,16 +480,6 @@ def test_a_reminder_follows_once_while_pending(
         assert len(posted_for(slack, waiting["id"])) == 2  # and only one reminder
 
 
-def execute(db: Database, sql: str, **params: Any) -> None:
-    """Run one SQL statement and commit it."""
-    engine = make_sync_engine(parse_url(db.url))
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql), params)
-    finally:
-        engine.dispose()
-
-
 def nothing_decided(server: Server, slack: SlackStandIn, approval_id: str) -> None:
     """No vote, no decision, no modal and no ephemeral answer for ``approval_id``."""
     with server.client(server.db.key("approvals:read")) as http:
@@ -675,7 +663,7 @@ def test_a_replayed_interaction_is_acknowledged_and_does_nothing(
         assert done["status"] == "rejected" and done["comment"] == "replayed"
     assert server.db.scalar("SELECT count(*) FROM interaction_receipts") == 3
     # Receipts older than Slack's window are forgotten as new ones arrive.
-    execute(database, "UPDATE interaction_receipts SET seen_at = :old", old=time.time() - 3600)
+    database.execute("UPDATE interaction_receipts SET seen_at = :old", old=time.time() - 3600)
     assert interact(other, click("U0ALICE", "approve", quorum["id"])).status_code == 200
     assert server.db.scalar("SELECT count(*) FROM interaction_receipts") == 1
 

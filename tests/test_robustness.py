@@ -12,21 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from approvals.db import make_sync_engine, parse_url
 from conftest import Database, Server, until
 from receiver import Receiver
 from test_notify_slack import PASSWORD, cli, sign_in
-
-
-def execute(db: Database, sql: str, **params: Any) -> None:
-    engine = make_sync_engine(parse_url(db.url))
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql), params)
-    finally:
-        engine.dispose()
 
 
 def ask(server: Server, body: dict[str, Any]) -> httpx.Response:
@@ -86,8 +75,7 @@ def test_an_unsendable_delivery_never_stops_the_others(server: Server, receiver:
         ).json()
         poisoned = ask(server, {"title": "first"}).json()
     # What the old check let through, as the worker would find it.
-    execute(
-        server.db,
+    server.db.execute(
         "INSERT INTO webhook_deliveries (id, msg_id, kind, url, event_id, event_type, payload,"
         " status, attempts, next_attempt_at, next_trigger, created_at, updated_at)"
         " VALUES (:id, :id, 'callback', :url, :event, 'approval.resolved', '{}', 'pending', 0,"
@@ -161,7 +149,7 @@ def test_rows_stored_before_the_shape_check_are_still_served(server: Server) -> 
     served with null arguments (its request event keeps them) and can still be decided."""
     reader = server.db.key("approvals:read", "approvals:resolve", "events:read", name="reviewer")
     opened = ask(server, {"title": "old row", "detail": {"arguments": {"a": 1}}}).json()
-    execute(server.db, "UPDATE approvals SET arguments = '[1, 2]'")
+    server.db.execute("UPDATE approvals SET arguments = '[1, 2]'")
     with server.client(reader) as http:
         (listed,) = http.get("/v1/approvals").json()["approvals"]
         assert listed["arguments"] is None
@@ -271,12 +259,9 @@ def dashboard_writes(server: Server) -> list[tuple[str, dict[str, str]]]:
     return [(path, {}) for path in paths]
 
 
-def test_a_disabled_or_signed_out_reviewer_decides_nothing_anywhere(
-    server: Server, receiver: Receiver
-) -> None:
-    admin = server.db.key()
-    for name in ("dora", "sam", "rita"):
-        make_reviewer(server.db, name, "--admin")
+def one_delivery(server: Server, admin: str, receiver: Receiver) -> str:
+    """A webhook endpoint at ``receiver`` and one approval decided: its delivery's id, once
+    the receiver has it."""
     with server.client(admin) as http:
         http.post(
             "/v1/webhooks",
@@ -284,9 +269,18 @@ def test_a_disabled_or_signed_out_reviewer_decides_nothing_anywhere(
         )
         decided = ask(server, {"title": "done"}).json()
         http.post(f"/v1/approvals/{decided['id']}/decision", json={"decision": "reject"})
-        opened = ask(server, {"title": "Rotate the prod DB password?"}).json()
-        until(lambda: receiver.received, what="the first delivery")
-        delivery = server.db.scalar("SELECT id FROM webhook_deliveries")
+    until(lambda: receiver.received, what="the delivery")
+    return str(server.db.scalar("SELECT id FROM webhook_deliveries"))
+
+
+def test_a_disabled_or_signed_out_reviewer_decides_nothing_anywhere(
+    server: Server, receiver: Receiver
+) -> None:
+    admin = server.db.key()
+    for name in ("dora", "sam", "rita"):
+        make_reviewer(server.db, name, "--admin")
+    delivery = one_delivery(server, admin, receiver)
+    opened = ask(server, {"title": "Rotate the prod DB password?"}).json()
     routes = dashboard_writes(server)
     assert {p for p, _ in routes} >= {
         "/approvals/{approval_id:str}/decide",
@@ -330,15 +324,7 @@ def test_retrying_a_delivery_from_the_dashboard_needs_admin(
     admin = server.db.key()
     make_reviewer(server.db, "rev")
     make_reviewer(server.db, "boss", "--admin")
-    with server.client(admin) as http:
-        http.post(
-            "/v1/webhooks",
-            json={"url": f"http://127.0.0.1:{receiver.port}/hook", "eventTypes": EVENTS},
-        )
-        opened = ask(server, {"title": "t"}).json()
-        http.post(f"/v1/approvals/{opened['id']}/decision", json={"decision": "approve"})
-    until(lambda: receiver.received, what="the delivery")
-    delivery = server.db.scalar("SELECT id FROM webhook_deliveries")
+    delivery = one_delivery(server, admin, receiver)
     rev, rev_csrf = sign_in(server, "rev")
     boss, boss_csrf = sign_in(server, "boss")
     with contextlib.closing(rev), contextlib.closing(boss):
