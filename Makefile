@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy approvals
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,5 +1,5 @@
 """Run the command line with ``python -m approvals``."""
 
-from approvals.cli import app
+from approvals.main.cli import app
 
 app()

@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approvals.auth import audit
 from approvals.auth.keys import KeyCache
 from approvals.auth.rates import RateError, RateLimiter, StreamCounter, parse_rate
-from approvals.beats import Beats
-from approvals.config import Settings
 from approvals.connectors.resume import resume_deliveries, resume_secret
 from approvals.connectors.runner import Connectors
-from approvals.db import is_postgres, libpq_dsn, make_async_engine, sqlite_pragmas
+from approvals.core.beats import Beats
+from approvals.core.config import Settings
+from approvals.core.db import is_postgres, libpq_dsn, make_async_engine, sqlite_pragmas
+from approvals.core.metrics import EVENTS_APPENDED, LOG_HEAD
+from approvals.delivery.channels.notices import KIND as NOTIFY
+from approvals.delivery.channels.notices import OpenNotifications, slack_updates
+from approvals.delivery.channels.sender import Notifier
+from approvals.delivery.outbox import Outbox
+from approvals.delivery.secrets import LOOKUPS
+from approvals.delivery.worker import DeliveryWorker
 from approvals.events.broker import Broker
 from approvals.events.listener import listen
 from approvals.events.log import EventLog
 from approvals.events.wakeup import Wakeup, wake_dir
 from approvals.events.writer import SqliteWriter
-from approvals.metrics import EVENTS_APPENDED, LOG_HEAD
-from approvals.notify.outbox import KIND as NOTIFY
-from approvals.notify.outbox import OpenNotifications, slack_updates
-from approvals.notify.sender import Notifier
 from approvals.queue.expiry import expiry_loop
 from approvals.queue.feed import ChangeCache
 from approvals.queue.service import OpenApprovals
-from approvals.webhooks.outbox import Outbox
-from approvals.webhooks.secrets import LOOKUPS
-from approvals.webhooks.worker import DeliveryWorker
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,3 +152,43 @@ def _counted(broker: Broker, wakeup: Wakeup | None) -> Any:
         broker.offer(events)
 
     return on_commit
+
+
+def run_audited(url: URL, work: Callable[[Connection, audit.Record], T]) -> T:
+    """Run a command-line change and its audit events in one log transaction.
+
+    ``work`` gets a connection in the transaction and ``record(action, title,
+    **detail)``; what it records is appended before the commit, and a running
+    service learns of it at once (LISTEN on PostgreSQL, a wake-up on SQLite).
+    """
+    actor = audit.cli_actor()
+
+    async def main() -> T:
+        engine = make_async_engine(url, 1)
+        postgres = is_postgres(url)
+        folder = None if postgres else wake_dir(url)
+        wakeup = Wakeup(folder, Broker()) if folder is not None else None
+
+        def woken(events: list[dict[str, Any]]) -> None:
+            if wakeup is not None:
+                wakeup.notify(int(events[-1]["id"]))
+
+        log = EventLog(engine, postgres=postgres, on_commit=woken)
+        log.hooks.append(Outbox(lambda: None))  # webhooks that name audit.* get these too
+        rows: list[dict[str, Any]] = []
+
+        def note(action: str, title: str, /, **detail: Any) -> None:
+            rows.append(audit.row(action, actor, title, **detail))
+
+        try:
+            async with log.transaction(actor) as tx:
+                result = await tx.conn.run_sync(lambda conn: work(conn, note))
+                if rows:
+                    await tx.append(rows)
+        finally:
+            if wakeup is not None:
+                wakeup.stop()
+            await engine.dispose()
+        return result
+
+    return asyncio.run(main())

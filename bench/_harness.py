@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from approvals.auth.keys import create_key
-from approvals.db import make_sync_engine, migrate, parse_url
+from approvals.core.db import make_sync_engine, migrate, parse_url
 
 POSTGRES = os.environ.get(
     "APPROVALS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -16,7 +16,7 @@ from sqlalchemy import insert, update
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Server, key, percentiles, sqlite_url
 
-from approvals.db import make_sync_engine, parse_url
+from approvals.core.db import make_sync_engine, parse_url
 from approvals.events.log import events_table, head_table
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from approvals.auth.keys import create_key
-from approvals.db import make_sync_engine, migrate, parse_url
+from approvals.core.db import make_sync_engine, migrate, parse_url
 from receiver import Receiver
 
 POSTGRES_ENV = "APPROVALS_TEST_POSTGRES_URL"

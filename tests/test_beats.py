@@ -10,11 +10,11 @@ from typing import Any
 from litestar.testing import TestClient
 from sqlalchemy import text
 
-from approvals.app import create_app
 from approvals.auth.keys import create_key
-from approvals.beats import Beats
-from approvals.config import Settings
-from approvals.db import make_sync_engine, migrate, parse_url
+from approvals.core.beats import Beats
+from approvals.core.config import Settings
+from approvals.core.db import make_sync_engine, migrate, parse_url
+from approvals.main.app import create_app
 from approvals.queue import service as queue_service
 
 

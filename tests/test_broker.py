@@ -1,6 +1,6 @@
 """The broker wakes thousands of streams in passes; every stream still gets every event.
 
-These drive the broker the way ``approvals.events.stream.subscribe`` does (read
+These drive the broker the way ``approvals.http.stream.subscribe`` does (read
 what is new, else wait for the next wake-up), with more streams than one chunk
 of a pass, while events arrive in the middle of passes.
 """

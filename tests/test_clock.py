@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from approvals.clock import iso, now_iso, parse_iso
+from approvals.core.clock import iso, now_iso, parse_iso
 
 
 def test_timestamps_are_utc_with_milliseconds_and_a_z() -> None:

@@ -345,8 +345,8 @@ def test_two_workers_share_one_port_with_writers_and_subscribers_on_both(
 def test_a_lease_has_one_holder_and_passes_on_when_it_lapses(database: Database) -> None:
     import asyncio
 
-    from approvals.db import make_async_engine, parse_url
-    from approvals.leases import Lease, LeaseLost
+    from approvals.core.db import make_async_engine, parse_url
+    from approvals.core.leases import Lease, LeaseLost
 
     async def scenario() -> None:
         engine = make_async_engine(parse_url(database.url))

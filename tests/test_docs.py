@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from approvals.app import create_app
-from approvals.config import Settings
+from approvals.core.config import Settings
+from approvals.main.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -51,7 +51,7 @@ def test_the_site_has_its_pages() -> None:
 
 
 def test_every_setting_is_in_the_configuration_page() -> None:
-    source = (ROOT / "approvals" / "config.py").read_text()
+    source = (ROOT / "approvals" / "core" / "config.py").read_text()
     names = set(re.findall(r'"(APPROVALS_[A-Z_]+)"', source))
     assert len(names) >= 10
     configuration = page("configuration.md")

@@ -1,7 +1,7 @@
 """``POST /v1/events`` once the key is cached: the fast path answers as the documented route.
 
 A key's first write is served by the Litestar route, which verifies and caches
-the key; later writes with it take ``approvals.events.fastpath``. Every test
+the key; later writes with it take ``approvals.http.fastpath``. Every test
 here makes a first write, then checks what later ones answer and store.
 """
 
@@ -15,10 +15,10 @@ import pytest
 from litestar import post
 from test_security import new_key
 
-from approvals.app import create_app
-from approvals.auth.guard import Requires, requires
-from approvals.config import Settings
-from approvals.events import fastpath
+from approvals.core.config import Settings
+from approvals.http import fastpath
+from approvals.http.guard import Requires, requires
+from approvals.main.app import create_app
 from conftest import Database, Server
 
 VOLATILE = {"date", "content-length"}

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
-from approvals.notify import email
+from approvals.delivery.channels import email
 from conftest import Database, Server
 from slack_standin import SlackStandIn, click, form, submission
 from test_fuzz import assert_log_is_gapless, assert_readers_answer

@@ -8,7 +8,13 @@ from typing import Any
 
 from sqlalchemy import text
 
-from approvals.db import is_postgres, make_async_engine, make_sync_engine, parse_url, sqlite_pragmas
+from approvals.core.db import (
+    is_postgres,
+    make_async_engine,
+    make_sync_engine,
+    parse_url,
+    sqlite_pragmas,
+)
 from approvals.events.log import EventLog, LogTransaction
 from approvals.events.writer import SqliteWriter
 from conftest import Database
@@ -162,7 +168,7 @@ def test_a_process_reads_back_only_what_other_processes_append(
     postgres_database: Database,
 ) -> None:
     """PostgreSQL: this process's own notifications cost no log read; another's do."""
-    from approvals.db import libpq_dsn
+    from approvals.core.db import libpq_dsn
     from approvals.events.broker import Broker
     from approvals.events.listener import listen
 

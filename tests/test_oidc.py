@@ -15,8 +15,8 @@ import httpx
 import pytest
 import test_browser
 
-from approvals.config import Settings
-from approvals.dashboard import oidc
+from approvals.auth import oidc
+from approvals.core.config import Settings
 from approvals.dashboard.oidc_pages import FLOW_COOKIE
 from conftest import Database, Server, free_port
 from oidc_provider import Person, Provider

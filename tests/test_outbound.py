@@ -23,8 +23,8 @@ import httpcore
 import httpx
 import pytest
 
-from approvals import outbound
-from approvals.errors import ApiError
+from approvals.core import outbound
+from approvals.core.errors import ApiError
 from conftest import Database, Server, until
 from receiver import Receiver
 

@@ -248,8 +248,9 @@ def dashboard_writes(server: Server) -> list[tuple[str, dict[str, str]]]:
     change something if admitted (found from the app's own routes, so a new one is walked
     too)."""
     script = (
-        "import json; from approvals.app import create_app; from approvals.dashboard import admit;"
-        "from approvals.config import Settings;"
+        "import json; from approvals.main.app import create_app;"
+        "from approvals.dashboard import admit;"
+        "from approvals.core.config import Settings;"
         "app = create_app(Settings(database_url='sqlite:///:memory:'));"
         "print(json.dumps(sorted(r.path for r in app.routes"
         " if any(h.opt.get(admit.ROLE) for h in getattr(r, 'route_handlers', [])))))"
@@ -342,7 +343,7 @@ def test_retrying_a_delivery_from_the_dashboard_needs_admin(
 
 
 def test_sqlite_is_durable_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from approvals.db import sqlite_pragmas
+    from approvals.core.db import sqlite_pragmas
 
     for setting, expected in (("", 2), ("full", 2), ("normal", 1), ("NORMAL", 1)):
         monkeypatch.setenv("APPROVALS_SQLITE_SYNCHRONOUS", setting)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from approvals.webhooks.schedule import parse_retry_after, retry_delay
+from approvals.delivery.schedule import parse_retry_after, retry_delay
 from conftest import Database, Server, until
 from receiver import Receiver
 

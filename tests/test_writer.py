@@ -19,11 +19,12 @@ from approvals.auth.keys import (
     revoke_key,
 )
 from approvals.connectors.resume import RESUMING_SOURCES, UPSTREAM_ID, sources_table
-from approvals.db import parse_url, sqlite_pragmas
+from approvals.core.db import parse_url, sqlite_pragmas
+from approvals.delivery.channels.models import routes_table, slack_messages_table
+from approvals.delivery.channels.notices import ALL_ROUTES, SLACK_TOUCHED
+from approvals.delivery.outbox import ACTIVE_ENDPOINTS, endpoints_table
 from approvals.events.log import EVENT_UPDATE, events_table
 from approvals.events.writer import _PREPARED, SqliteWriter, ThreadConnection, drive
-from approvals.notify.models import routes_table, slack_messages_table
-from approvals.notify.outbox import ALL_ROUTES, SLACK_TOUCHED
 from approvals.queue.service import (
     ALL_POLICIES,
     APPROVAL_WITH_REQUEST,
@@ -33,7 +34,6 @@ from approvals.queue.service import (
     policies_table,
     votes_table,
 )
-from approvals.webhooks.outbox import ACTIVE_ENDPOINTS, endpoints_table
 from conftest import Database
 
 AT = "2026-12-06T03:00:00.000000Z"

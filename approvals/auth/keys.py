@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.auth.models import ApiKey
 from approvals.auth.rates import Rate, RateError, parse_rate
-from approvals.clock import now_iso
-from approvals.errors import ApiError
+from approvals.core.clock import now_iso
+from approvals.core.errors import ApiError
 from approvals.events.writer import prepared
 
 SCOPES = ("events:read", "events:write", "approvals:read", "approvals:resolve", "admin")

@@ -9,9 +9,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from approvals.connectors.models import Source
+from approvals.delivery.outbox import delivery_row
 from approvals.events.log import LogTransaction, events_table
 from approvals.events.writer import prepared
-from approvals.webhooks.outbox import delivery_row
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
 # Sources that resume runs upstream, read once per transaction (a batch decides many).

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -21,17 +21,15 @@ from httpx_sse import SSEError, aconnect_sse
 from prometheus_client import Counter
 from sqlalchemy import select, update
 
-from approvals.clock import now_iso
 from approvals.connectors.dialects import DIALECTS, DialectError, Mapped, Upstream
 from approvals.connectors.models import Source
-from approvals.errors import ApiError
+from approvals.core.clock import now_iso
+from approvals.core.errors import ApiError
+from approvals.core.leases import RENEW_SECONDS, Lease, LeaseLost
+from approvals.core.metrics import REGISTRY
+from approvals.core.secretbox import decrypt, service_key
+from approvals.events.running import Running
 from approvals.events.schema import parse_event
-from approvals.leases import RENEW_SECONDS, Lease, LeaseLost
-from approvals.metrics import REGISTRY
-from approvals.secretbox import decrypt, service_key
-
-if TYPE_CHECKING:
-    from approvals.services import Services
 
 log = logging.getLogger("approvals.connectors")
 sources_table = Source.__table__  # type: ignore[attr-defined]
@@ -77,7 +75,7 @@ def with_history(url: str) -> str:
 class SourceRunner:
     """Keeps one source's stream connected until it fails for good or is removed."""
 
-    def __init__(self, services: Services, source_id: str) -> None:
+    def __init__(self, services: Running, source_id: str) -> None:
         self.services = services
         self.source_id = source_id
         self.rng = random.Random()
@@ -250,7 +248,7 @@ class Connectors:
     """Starts a runner for every active source and stops runners of removed ones."""
 
     def __init__(
-        self, services: Services, runner: Callable[[Any, str], SourceRunner] = SourceRunner
+        self, services: Running, runner: Callable[[Any, str], SourceRunner] = SourceRunner
     ):
         self.services = services
         self.make_runner = runner

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 import msgspec
 
 from approvals.connectors.dialects import DIALECTS
-from approvals.contract import Body, Out
+from approvals.core.contract import Body, Out
 from approvals.events.schema import Timestamp
 from approvals.queue.schema import Name, Url
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import msgspec
 
-from approvals.clock import now_iso
 from approvals.connectors.models import Source
 from approvals.connectors.schema import SourceCreate, SourceUpdate
-from approvals.errors import invalid
+from approvals.core.clock import now_iso
+from approvals.core.errors import invalid
+from approvals.core.outbound import Policy
+from approvals.core.outbound import check_url as check_destination
+from approvals.core.secretbox import encrypt
+from approvals.delivery.signing import new_secret
 from approvals.events.log import new_id
-from approvals.outbound import Policy
-from approvals.outbound import check_url as check_destination
 from approvals.queue.schema import check_url
-from approvals.secretbox import encrypt
-from approvals.webhooks.signing import new_secret
 
 sources_table = Source.__table__  # type: ignore[attr-defined]
 

@@ -18,9 +18,9 @@ from litestar import Request, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
-from approvals.dashboard import session
-from approvals.dashboard.users import reviewer
-from approvals.errors import ApiError
+from approvals.auth import sessions as session
+from approvals.auth.users import reviewer
+from approvals.core.errors import ApiError
 
 Role = Literal["reviewer", "admin"]
 ROLE = "dashboard_role"  # the handler option that records the role a route needs

@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
 
-from approvals.dashboard import queries, session
+from approvals.auth import sessions as session
+from approvals.auth.users import active
+from approvals.core.errors import ApiError
+from approvals.dashboard import queries
 from approvals.dashboard.presence import PRESENCE
-from approvals.dashboard.render import render
-from approvals.dashboard.users import active
-from approvals.errors import ApiError
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.events.schema import parse_position
+from approvals.http.sse import EventStream
 from approvals.queue import service
-from approvals.sse import EventStream
+from approvals.views.render import render
 
 if TYPE_CHECKING:
     from approvals.services import Services

@@ -17,13 +17,13 @@ from litestar import Request, Response, get
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
-from approvals import audit
-from approvals.dashboard import oidc, session
-from approvals.dashboard.oidc import Flow, SignInError
+from approvals.auth import audit, oidc
+from approvals.auth import sessions as session
+from approvals.auth.oidc import Flow, SignInError
+from approvals.auth.users import UserError, UsernameTaken, provider_user
 from approvals.dashboard.pages import safe_next, start_session
-from approvals.dashboard.render import page
-from approvals.dashboard.users import UserError, UsernameTaken, provider_user
 from approvals.events.log import EventLog
+from approvals.views.render import page
 
 log = logging.getLogger("approvals.signin")
 FLOW_COOKIE = "approvals_oidc_flow"

@@ -11,16 +11,18 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from approvals import audit
-from approvals.dashboard import admit, desk, oidc, queries, session
+from approvals.auth import audit, oidc
+from approvals.auth import sessions as session
+from approvals.auth.users import active, check_password, reviewer, sign_out_everywhere
+from approvals.core.errors import ApiError
+from approvals.dashboard import admit, queries
 from approvals.dashboard.admit import change
-from approvals.dashboard.render import page, render
-from approvals.dashboard.users import active, check_password, reviewer, sign_out_everywhere
-from approvals.errors import ApiError
+from approvals.delivery.deliveries import requeue
+from approvals.delivery.worker import endpoint_status
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.queue import policy, service
-from approvals.webhooks.deliveries import requeue
-from approvals.webhooks.worker import endpoint_status
+from approvals.views import desk
+from approvals.views.render import page, render
 
 HISTORY_FILTERS = ("status", "reviewer", "agent", "since", "until")
 

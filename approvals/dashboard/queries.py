@@ -7,22 +7,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approvals.delivery.outbox import deliveries_table, endpoints_table
+from approvals.delivery.worker import attempts_table
 from approvals.events.log import events_table
 from approvals.events.schema import to_json
 from approvals.queue.service import approval_json, approvals_table, policies_table
-from approvals.webhooks.outbox import deliveries_table, endpoints_table
-from approvals.webhooks.worker import attempts_table
+from approvals.views.render import token_text
 
 TIMELINE_LIMIT = 300
-
-
-def token_text(event: dict[str, Any]) -> str:
-    """The text a token event carries (``detail.delta``, ``text`` or ``content``, or its title)."""
-    detail = event.get("detail") or {}
-    for key in ("delta", "text", "content", "token"):
-        if isinstance(detail.get(key), str):
-            return str(detail[key])
-    return str(event.get("title") or "")
 
 
 INBOX_FILTERS = ("agent", "tool", "q", "sort")

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar, cast
 from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from approvals.clock import now_iso
+from approvals.core.clock import now_iso
 from approvals.events.filters import EventFilter
 from approvals.events.models import Event, LogHead
 from approvals.events.schema import to_json

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from approvals.clock import iso, parse_iso
-from approvals.contract import Body, Out, convert
-from approvals.errors import ApiError, invalid
+from approvals.core.clock import iso, parse_iso
+from approvals.core.contract import Body, Out, convert
+from approvals.core.errors import ApiError, invalid
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[
@@ -171,7 +171,7 @@ def parse_batch(raw: Any) -> list[dict[str, Any]]:
 
 
 def _parse_item(raw: Any, where: str) -> dict[str, Any]:
-    from approvals.connectors import interrupts
+    from approvals.events import interrupts
 
     if interrupts.is_interrupt(raw):
         body, options = interrupts.convert(raw, where)

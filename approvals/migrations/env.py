@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection ``approvals.db.migrate`` passes in."""
+"""Alembic environment: runs on the connection ``approvals.core.db.migrate`` passes in."""
 
 from alembic import context
 

@@ -11,12 +11,9 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
+from approvals.events.running import Running
 from approvals.queue import service
-
-if TYPE_CHECKING:
-    from approvals.services import Services
 
 log = logging.getLogger("approvals.queue")
 
@@ -26,7 +23,7 @@ EXPIRY_RECHECK = 10.0  # seconds: the longest the expiry loop sleeps without loo
 EXPIRY_COALESCE = 0.05
 
 
-async def expiry_loop(services: Services) -> None:
+async def expiry_loop(services: Running) -> None:
     """Expire due approvals, sleeping until the next deadline.
 
     An event that opens an approval (here or, through the log, on another

@@ -13,18 +13,16 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import select
 
 from approvals.auth.keys import Principal
+from approvals.core.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
 from approvals.events.log import head_table
-from approvals.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
+from approvals.events.running import Running
 from approvals.queue import policy, service
-
-if TYPE_CHECKING:
-    from approvals.services import Services
 
 KEEPALIVE = b": keepalive\n\n"
 REPLAY_PAGE = 500
@@ -34,6 +32,13 @@ KINDS = {
     "approval.resolved": "approval.resolved",
     "approval.expired": "approval.expired",
 }
+
+
+class FeedParts(Running, Protocol):
+    """What the feed reads: the running parts and the shared change cache."""
+
+    @property
+    def feed_cache(self) -> ChangeCache: ...
 
 
 def change_kind(event: dict[str, Any]) -> str | None:
@@ -133,7 +138,7 @@ class ChangeCache:
         return await asyncio.shield(task)
 
 
-async def snapshot(services: Services, where: FeedFilter) -> tuple[int, list[dict[str, Any]]]:
+async def snapshot(services: FeedParts, where: FeedFilter) -> tuple[int, list[dict[str, Any]]]:
     """The pending approvals matching ``where`` and the log position they reflect.
 
     The head is read before and after the queue; when no append committed in between
@@ -183,7 +188,7 @@ def _matching(rows: list[dict[str, Any]], where: FeedFilter) -> list[dict[str, A
 
 
 async def follow(
-    services: Services,
+    services: FeedParts,
     where: FeedFilter,
     *,
     after: int | None,

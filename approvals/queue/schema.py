@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from approvals.contract import Body, Out
-from approvals.errors import invalid
+from approvals.core.contract import Body, Out
+from approvals.core.errors import invalid
+from approvals.core.outbound import Policy, unsendable
+from approvals.core.outbound import check_url as check_destination
 from approvals.events.schema import EventOut, Short, Timestamp, check_request_detail
-from approvals.outbound import Policy, unsendable
-from approvals.outbound import check_url as check_destination
 
 MAX_TIMEOUT = 30 * 24 * 3600
 MAX_TEXT = 10_000

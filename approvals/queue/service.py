@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approvals.clock import iso, now_iso, parse_iso
-from approvals.errors import ApiError, invalid, not_found
+from approvals.core.clock import iso, now_iso, parse_iso
+from approvals.core.errors import ApiError, invalid, not_found
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
 from approvals.events.writer import prepared

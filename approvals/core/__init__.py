@@ -1,0 +1,1 @@
+"""The ground floor: clock, settings, errors, the wire contract, the database and outbound rules."""

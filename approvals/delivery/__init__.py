@@ -1,0 +1,1 @@
+"""Everything that leaves the service: the outbox, the delivery worker, webhooks and channels."""

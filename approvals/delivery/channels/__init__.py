@@ -1,0 +1,1 @@
+"""Reviewers where they are: Slack and email notices and their sender."""

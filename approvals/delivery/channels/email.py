@@ -1,0 +1,103 @@
+"""Email: the message with personal decision links, its signed links, and sending by SMTP."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from approvals.core.config import Settings
+from approvals.delivery.channels.slack import arguments_text, page_url
+from approvals.views.render import render
+
+LINK_MAX_AGE = 30 * 24 * 3600  # a backstop; a link also dies when its approval resolves
+SALT = "approvals-email-link"
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a signed link says: decide ``decision`` on ``approval_id`` as ``user`` (once)."""
+
+    approval_id: str
+    user: str
+    decision: str
+    nonce: str
+
+
+def signer(key: str) -> URLSafeTimedSerializer:
+    """The link signer, keyed like sessions (APPROVALS_SECRET_KEY or the service key)."""
+    return URLSafeTimedSerializer(key, salt=SALT)
+
+
+def make_links(sign: URLSafeTimedSerializer, approval_id: str, user: str) -> dict[str, str]:
+    """Approve and reject tokens sharing one nonce, so using either spends both."""
+    nonce = secrets.token_urlsafe(16)
+    return {
+        decision: str(sign.dumps({"a": approval_id, "u": user, "d": decision, "n": nonce}))
+        for decision in ("approve", "reject")
+    }
+
+
+def read_link(sign: URLSafeTimedSerializer, token: str) -> Link | None:
+    """The link a token carries, or None when it is forged, mangled or too old."""
+    try:
+        data = sign.loads(token, max_age=LINK_MAX_AGE)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("d") not in ("approve", "reject"):
+        return None
+    fields = [data.get(k) for k in ("a", "u", "d", "n")]
+    if not all(isinstance(f, str) and f for f in fields):
+        return None
+    return Link(*(str(f) for f in fields))
+
+
+def message(
+    approval: dict[str, Any],
+    settings: Settings,
+    to: str,
+    tokens: dict[str, str] | None,
+    reminder: bool = False,
+) -> EmailMessage:
+    """The text and HTML email about one approval (agent text escaped in the HTML)."""
+    arguments, cut = arguments_text(approval["arguments"], limit=4000)
+    context = {
+        "a": approval,
+        "arguments": arguments,
+        "cut": cut,
+        "page": page_url(settings, approval["id"]),
+        "links": {d: f"{settings.public_url}/email/{t}" for d, t in (tokens or {}).items()},
+        "reminder": reminder,
+    }
+    title = " ".join((approval["title"] or "Approval requested").split())[:200]
+    mail = EmailMessage()
+    mail["Subject"] = f"[approval] {'Reminder: ' if reminder else ''}{title}"
+    mail["From"] = settings.email_from
+    mail["To"] = to
+    mail.set_content(render("email.txt", **context))
+    mail.add_alternative(render("email.html", **context), subtype="html")
+    return mail
+
+
+async def send(settings: Settings, mail: EmailMessage) -> None:
+    """Send through APPROVALS_SMTP_URL (smtps:// for TLS; STARTTLS whenever offered)."""
+    parts = urlsplit(settings.smtp_url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("APPROVALS_SMTP_URL must look like smtp://user:pass@host:port")
+    import aiosmtplib  # imported on first use
+
+    tls = parts.scheme == "smtps"
+    await aiosmtplib.send(
+        mail,
+        hostname=parts.hostname,
+        port=parts.port or (465 if tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=tls,
+        start_tls=False if tls else None,
+        timeout=settings.webhook_timeout,
+    )

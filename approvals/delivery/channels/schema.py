@@ -1,0 +1,48 @@
+"""The typed bodies and answers of ``/v1/notifications``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from approvals.core.contract import Body, Out
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class NotificationCreate(Body):
+    """A route: announce matching approvals on a channel."""
+
+    channel: Literal["slack", "email"]
+    target: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=320,
+            pattern=r"^[^\s\x00-\x1f\x7f]+$",
+            description="a Slack channel id, an email address, or 'reviewers'",
+        ),
+    ]
+    agent_id: Name | None = None
+    tool: Name | None = None
+    remind_after_seconds: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
+
+
+class NotificationPublic(Out):
+    """A stored route."""
+
+    id: str
+    channel: str
+    target: str
+    agent_id: str | None
+    tool: str | None
+    remind_after_seconds: int | None
+    created_by: str | None
+    created_at: str
+
+
+class NotificationList(Out):
+    """Every route, oldest first."""
+
+    notifications: list[NotificationPublic]

@@ -1,0 +1,182 @@
+"""Slack: the Block Kit message of an approval, and sending or updating it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from approvals.core.config import Settings
+from approvals.delivery import schedule
+from approvals.delivery.worker import Sent
+from approvals.views.render import clock, left
+
+ARGUMENTS_LIMIT = 1500
+TITLE_LIMIT = 300
+# Errors that a retry cannot fix: the delivery fails at once.
+PERMANENT = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "message_not_found",
+    "cant_update_message",
+    "invalid_blocks",
+    "msg_too_long",
+    "user_not_found",
+    "no_text",
+}
+OUTCOME = {
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "answered": "Answered",
+    "expired": "Expired",
+}
+
+
+def escape(text: Any) -> str:
+    """Text safe inside Slack mrkdwn: no links, mentions or broadcasts (``&``, ``<``, ``>``)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: Any, limit: int) -> str:
+    """``escape(text)`` in at most ``limit`` characters, never cut inside an entity."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def arguments_text(arguments: Any, limit: int = ARGUMENTS_LIMIT) -> tuple[str, bool]:
+    """The arguments as indented JSON, cut at ``limit`` characters; and whether it was cut."""
+    if arguments is None:
+        return "", False
+    text = json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=True)
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + "\n…", True
+
+
+def page_url(settings: Settings, approval_id: str) -> str:
+    """The request's page on the dashboard."""
+    return f"{settings.public_url}/approvals/{approval_id}"
+
+
+def blocks(approval: dict[str, Any], settings: Settings, reminder: bool = False) -> list[Any]:
+    """The Block Kit message: what is asked, by whom, and buttons while it is pending."""
+    url = page_url(settings, approval["id"])
+    title = escape((approval["title"] or "Approval requested")[:TITLE_LIMIT])
+    prefix = "Reminder: still waiting for a decision\n" if reminder else ""
+    out: list[Any] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{prefix}*{title}*"}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Agent*\n{escape(approval['agentId'] or '—')}"},
+                {"type": "mrkdwn", "text": f"*Tool*\n{escape(approval['tool'] or '—')}"},
+                {"type": "mrkdwn", "text": f"*Run*\n{escape(approval['runId'] or '—')}"},
+                {"type": "mrkdwn", "text": f"*Requested by*\n{escape(approval['requestedBy'])}"},
+            ],
+        },
+    ]
+    text, cut = arguments_text(approval["arguments"])
+    if text:
+        code = escape(text).replace("```", "`\u200b``")
+        more = f"\n_Arguments truncated: <{url}|see them all>_" if cut else ""
+        out.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{code}```{more}"}})
+    if approval["status"] == "pending":
+        due = approval["expiresAt"]
+        when = f"{left(due)} (until {clock(due)})" if due else "no deadline"
+        if approval["minApprovals"] > 1:
+            when += f" · needs {approval['minApprovals']} approvals"
+        out.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"Time left: {when} · <{url}|Open>"}],
+            }
+        )
+        out.append(
+            {
+                "type": "actions",
+                "block_id": "decision",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "approve",
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "value": approval["id"],
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "reject",
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Reject"},
+                        "value": approval["id"],
+                    },
+                ],
+            }
+        )
+    else:
+        out.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome(approval)}})
+        out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open>"}]})
+    return out
+
+
+def outcome(approval: dict[str, Any]) -> str:
+    """``*Approved* by alice at 2026-11-23 10:40 UTC`` (with the reason, if any)."""
+    verb = escape(OUTCOME.get(approval["status"], approval["status"]))
+    line = f"*{verb}* by {escape(approval['resolvedBy'])} at {clock(approval['resolvedAt'])}"
+    if approval["comment"]:
+        line += f"\n> {escape(approval['comment'])}"
+    return line
+
+
+def fallback(approval: dict[str, Any]) -> str:
+    """The notification text (shown where blocks are not), escaped: Slack reads mentions
+    in it too."""
+    title = escape(approval["title"] or "Approval requested")
+    if approval["status"] == "pending":
+        return f"Approval requested: {title}"
+    verb = escape(OUTCOME.get(approval["status"], approval["status"]))
+    return f"{verb} by {escape(approval['resolvedBy'])}: {title}"
+
+
+def client(settings: Settings) -> Any:
+    """A Web API client (``AsyncWebClient``) for the configured bot token and API URL."""
+    from slack_sdk.web.async_client import AsyncWebClient  # aiohttp: imported on first use
+
+    base = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else settings.slack_api_url + "/"
+    )
+    return AsyncWebClient(
+        token=settings.slack_bot_token or None,
+        base_url=base,
+        timeout=int(settings.webhook_timeout),
+        retry_handlers=[],  # the outbox retries, and logs every attempt
+    )
+
+
+def failure(exc: SlackApiError) -> Sent:
+    """An ``ok: false`` or HTTP error from Slack as an attempt's outcome."""
+    response = exc.response
+    code = response.get("error") if isinstance(response.data, dict) else None
+    status = response.status_code
+    retry_after = None
+    if status == 429:
+        header = {k.lower(): v for k, v in (response.headers or {}).items()}.get("retry-after")
+        value = header[0] if isinstance(header, list) else header
+        retry_after = schedule.parse_retry_after(value, time.time())
+    detail = f"Slack answered HTTP {status}" + (f": {code}" if code else "")
+    if retry_after is not None:
+        detail += f" (Retry-After {retry_after:g}s)"
+    return Sent(
+        status_code=status, error=detail, retry_after=retry_after, permanent=code in PERMANENT
+    )

@@ -1,1 +1,0 @@
-"""Notifications: reviewers decide from Slack and email."""

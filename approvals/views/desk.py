@@ -1,0 +1,181 @@
+"""What a reviewer may do with one request, and edited arguments: pure functions for templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from approvals.core.clock import parse_iso
+from approvals.queue import policy
+
+INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Desk:
+    """One reviewer's view of one pending request."""
+
+    allowed: tuple[str, ...]
+    refusal: str | None
+    voted: bool
+    voters: tuple[str, ...]
+    needed: int
+    still: str
+    claimed_by: str | None
+    mine: bool
+
+    @property
+    def can_approve(self) -> bool:
+        """Approve is offered: allowed, not refused, and not already voted by this reviewer."""
+        return self.refusal is None and "approve" in self.allowed and not self.voted
+
+    def offers(self, decision: str) -> bool:
+        """Tell whether the buttons for ``decision`` are shown."""
+        if decision == "approve":
+            return self.can_approve
+        return self.refusal is None and decision in self.allowed
+
+
+def active_claim(a: dict[str, Any], now: datetime | None = None) -> str | None:
+    """Who holds the request's claim, unless it expired."""
+    until = a.get("claimedUntil")
+    if not a.get("claimedBy") or not until:
+        return None
+    if parse_iso(until) <= (now or datetime.now(UTC)):
+        return None
+    return str(a["claimedBy"])
+
+
+def desk(a: dict[str, Any], user: str | None) -> Desk:
+    """What ``user`` sees of approval ``a``: the decisions offered, or why none are."""
+    voters = tuple(v["by"] for v in a.get("votes") or [])
+    reason = policy.refusal(
+        principal=user or "",
+        requested_by=a.get("requestedBy"),
+        allow_self_approval=bool(a.get("allowSelfApproval")),
+        reviewers=a.get("reviewers"),
+    )
+    if user is None:
+        reason = "sign in to decide"
+    reviewers = a.get("reviewers")
+    requester = a.get("requestedBy")
+    self_ok = bool(a.get("allowSelfApproval"))
+    if reviewers:
+        left = [r for r in reviewers if r not in voters and (self_ok or r != requester)]
+        still = ", ".join(left) if left else "nobody else"
+    elif requester and not self_ok:
+        still = f"any reviewer except {requester} (the requester)"
+    else:
+        still = "any reviewer"
+    claimed = active_claim(a)
+    return Desk(
+        allowed=tuple(a.get("allowedDecisions") or policy.DECISIONS),
+        refusal=reason,
+        voted=user in voters,
+        voters=voters,
+        needed=int(a.get("minApprovals") or 1),
+        still=still,
+        claimed_by=claimed,
+        mine=claimed is not None and claimed == user,
+    )
+
+
+def why(a: dict[str, Any], rule: dict[str, Any] | None) -> str:
+    """Which policy governs the request and why it needed a human."""
+    if not a.get("policyId"):
+        return (
+            "No policy matches this agent and tool, so by default one reviewer decides "
+            "(an auto-approve or deny policy would have decided without a human)."
+        )
+    if rule is None:
+        scope = "a policy since deleted"
+    else:
+        parts = [f"tool {rule['tool']}" if rule.get("tool") else "",
+                 f"agent {rule['agentId']}" if rule.get("agentId") else ""]  # fmt: skip
+        scope = " and ".join(p for p in parts if p) or "every request"
+    needs = [
+        f"{a['minApprovals']} distinct approvals"
+        if a.get("minApprovals", 1) > 1
+        else "one approval"
+    ]
+    if a.get("reviewers"):
+        needs.append(f"from {', '.join(a['reviewers'])}")
+    if a.get("requireReason"):
+        needs.append("a reason to reject")
+    if a.get("requireReasonOnApprove"):
+        needs.append("a reason to approve")
+    if a.get("confirm"):
+        needs.append("a confirmation step before approving")
+    return f"Policy {a['policyId']} ({scope}) requires a human: {', '.join(needs)}."
+
+
+def kind(value: Any) -> str:
+    """The form field for one argument: ``text``, ``number``, ``boolean`` or ``json``."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "json"
+
+
+@dataclass
+class Edit:
+    """Arguments read back from the generated form: the values, the raw text and any errors."""
+
+    arguments: dict[str, Any] = field(default_factory=dict)
+    draft: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def read_form(form: dict[str, str], original: dict[str, Any]) -> Edit:
+    """Parse the ``arg:NAME`` fields of the decision form against the original arguments."""
+    edit = Edit()
+    for key, value in original.items():
+        field_kind = kind(value)
+        raw = form.get(f"arg:{key}")
+        if field_kind == "boolean":
+            edit.arguments[key] = raw == "true"
+            edit.draft[key] = "true" if raw == "true" else ""
+            continue
+        if raw is None:
+            edit.arguments[key] = value
+            continue
+        edit.draft[key] = raw
+        if field_kind == "text":
+            edit.arguments[key] = raw
+        elif field_kind == "number":
+            text = raw.strip()
+            try:
+                edit.arguments[key] = int(text) if INT.fullmatch(text) else float(text)
+            except ValueError:
+                edit.errors[key] = "must be a number"
+        else:
+            try:
+                edit.arguments[key] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                edit.errors[key] = (
+                    f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                )
+    return edit
+
+
+def diff(original: Any, edited: Any) -> list[dict[str, Any]]:
+    """The changed top-level arguments: ``{"key", "before", "after", "change"}`` rows."""
+    before = original if isinstance(original, dict) else {"(arguments)": original}
+    after = edited if isinstance(edited, dict) else {"(arguments)": edited}
+    rows = []
+    for key in sorted(set(before) | set(after)):
+        if key not in after:
+            rows.append({"key": key, "before": before[key], "after": None, "change": "removed"})
+        elif key not in before:
+            rows.append({"key": key, "before": None, "after": after[key], "change": "added"})
+        elif before[key] != after[key]:
+            rows.append(
+                {"key": key, "before": before[key], "after": after[key], "change": "changed"}
+            )
+    return rows

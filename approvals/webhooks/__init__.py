@@ -1,1 +1,0 @@
-"""Outbound webhooks: endpoints, a durable outbox, signed and retried delivery."""
