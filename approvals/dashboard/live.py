@@ -8,7 +8,6 @@ use. Its ``id`` is the log position, so htmx's reconnect resumes with
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,9 @@ from approvals.auth.users import active
 from approvals.core.errors import ApiError
 from approvals.dashboard import queries
 from approvals.dashboard.presence import PRESENCE
+from approvals.events.broker import Item
 from approvals.events.filters import FIELDS, EventFilter
+from approvals.events.follow import Side, connected, follow
 from approvals.events.schema import parse_position
 from approvals.http.sse import EventStream
 from approvals.queue import service
@@ -108,58 +109,60 @@ class View:
             )
         return f'<div hx-swap-oob="afterbegin:#inbox">{row}</div>'
 
+    def describe(self) -> dict[str, Any]:
+        """What this page follows, for the ``connected`` message."""
+        if self.kind == "approval":
+            return {"view": "approval", "id": self.approval_id}
+        if self.kind == "events":
+            return {"view": "events", **self.where.describe()}
+        return {"view": "inbox", **self.filters}
 
-async def fragments(view: View, position: int, resume: bool) -> AsyncIterator[bytes]:
-    """Yield the current state (unless resuming), then a message per relevant event."""
+    async def replayed(self, events: list[dict[str, Any]]) -> bytes:
+        """The fragments a run of events changes, one message each, ids their positions."""
+        out = []
+        for event in events:
+            html = await self.update(event)
+            if html:
+                out.append(message(html, int(event["id"])))
+        return b"".join(out)
+
+    async def live(self, items: list[Item]) -> bytes:
+        """The same, for events from the broker's ring."""
+        return await self.replayed([item.event for item in items])
+
+
+async def fragments(view: View, position: int, origin: str) -> AsyncIterator[bytes]:
+    """Yield ``connected``, the current state (unless resuming), then what each event changes."""
     services = view.services
     broker = services.broker
-    yield f"retry: {services.settings.retry_ms}\n\n".encode()
+    resume = origin != "live"
+    if not resume:
+        position = broker.head
+    yield connected(
+        filters=view.describe(),
+        position=position,
+        origin=origin,
+        head=broker.head,
+        retry_ms=services.settings.retry_ms,
+    )
     watching = view.kind == "approval" and view.user is not None
     token = PRESENCE.join(view.approval_id, view.user or "") if watching else 0
+    side = None
     try:
         if not resume:
-            position = broker.head
             yield message(await view.current(), position)
-        async for chunk in _follow(view, position, watching):
+        if watching:
+            side = Side(
+                changed=lambda: PRESENCE.changed(view.approval_id),
+                message=lambda at: message(view.presence(), at),
+            )
+        async for chunk in follow(
+            log=services.log, broker=broker, position=position, frames=view, side=side
+        ):
             yield chunk
     finally:
         if watching:
             PRESENCE.leave(view.approval_id, token)
-
-
-async def _follow(view: View, position: int, watching: bool) -> AsyncIterator[bytes]:
-    services = view.services
-    broker, log = services.broker, services.log
-    changed = PRESENCE.changed(view.approval_id) if watching else None
-    if watching:
-        yield message(view.presence(), position)
-    while True:
-        items = broker.since(position)
-        if items is None:
-            events = await log.read_after(position, upto=broker.head, limit=500)
-        else:
-            events = [item.event for item in items]
-        if events:
-            for event in events:
-                html = await view.update(event)
-                position = int(event["id"])
-                if html:
-                    yield message(html, position)
-            continue
-        if changed is None:
-            if not await broker.next(position):
-                yield b": keepalive\n\n"
-            continue
-        waiting = asyncio.ensure_future(broker.next(position))
-        viewers = asyncio.ensure_future(changed.wait())
-        done, _ = await asyncio.wait({waiting, viewers}, return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-        viewers.cancel()
-        if viewers in done:
-            changed = PRESENCE.changed(view.approval_id)
-            yield message(view.presence(), position)
-        elif waiting in done and not waiting.result():
-            yield b": keepalive\n\n"
 
 
 # The page that opens the stream names its view in the query (see View).
@@ -181,13 +184,15 @@ async def stream(request: Request[Any, Any, Any]) -> EventStream:
         raise ApiError(401, "unauthorized", "sign in to follow the dashboard")
     params = {key: request.query_params.get(key, "") for key in request.query_params}
     last = parse_position(request.headers.get("last-event-id") or None, "Last-Event-ID")
+    origin = "last-event-id" if last is not None else "live"
     if last is None:
         # The page says which log position it was rendered at: the stream starts there and
         # sends only later changes, instead of re-rendering the page's live parts (which
         # would throw away a reason the reviewer is typing) when it connects.
         last = parse_position(request.query_params.get("since") or None, "since")
+        origin = "since" if last is not None else "live"
     services = request.app.state.services
     view = View(services, current.csrf, params, current.user)
     if view.kind == "approval":
         await service.fetch(services.engine, view.approval_id)  # 404 for an unknown id
-    return EventStream(fragments(view, last or 0, last is not None))
+    return EventStream(fragments(view, last or 0, origin))

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from approvals.core.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
-from approvals.events.broker import Broker, encode_frame
+from approvals.events.broker import Broker, Item, encode_frame
 from approvals.events.filters import EventFilter
+from approvals.events.follow import connected, follow
 from approvals.events.log import EventLog
-
-KEEPALIVE = b": keepalive\n\n"
-REPLAY_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -40,6 +34,20 @@ async def resolve_start(start: Start, log: EventLog, broker: Broker, where: Even
     return head
 
 
+class _EventFrames:
+    """The event stream's frames: each matching event's own, encoded once by the broker."""
+
+    def __init__(self, where: EventFilter) -> None:
+        self.where = where
+
+    async def replayed(self, events: list[dict[str, Any]]) -> bytes:
+        return b"".join(encode_frame(event) for event in events)  # the log read applied where
+
+    async def live(self, items: list[Item]) -> bytes:
+        where = self.where
+        return b"".join([item.frame for item in items if where.matches(item.event)])
+
+
 async def subscribe(
     *,
     log: EventLog,
@@ -50,43 +58,17 @@ async def subscribe(
     retry_ms: int,
 ) -> AsyncIterator[bytes]:
     """Yield SSE bytes: ``connected``, then every matching event after ``position``."""
-    subscription: dict[str, Any] = {
-        "filters": where.describe(),
-        "from": str(position),
-        "origin": origin,
-    }
-    # The log head lets a client whose Last-Event-ID lies beyond it (it outlived a database
-    # reset) notice at once instead of waiting silently: see docs/api.md.
-    subscription.update(head=str(broker.head), beyondHead=position > broker.head)
-    hello = {"subscription": subscription}
-    yield b"retry: %d\nevent: connected\ndata: %s\n\n" % (retry_ms, msgspec.json.encode(hello))
-    broker.subscribers += 1
-    SUBSCRIBERS.inc()
-    sampled = lag_sampled()
-    try:
-        while True:
-            items = broker.since(position)
-            if items is None:
-                # Behind the ring: replay from the log, a page at a time.
-                upto = broker.head
-                events = await log.read_after(position, upto=upto, where=where, limit=REPLAY_PAGE)
-                if events:
-                    yield b"".join(encode_frame(event) for event in events)
-                position = int(events[-1]["id"]) if len(events) == REPLAY_PAGE else upto
-                continue
-            if items:
-                chunk = [item.frame for item in items if where.matches(item.event)]
-                position = items[-1].id
-                if chunk:
-                    if sampled:
-                        FANOUT_LAG.observe(time.monotonic() - items[-1].added)
-                    yield b"".join(chunk)
-                continue
-            if not await broker.next(position):
-                yield KEEPALIVE
-    finally:
-        broker.subscribers -= 1
-        SUBSCRIBERS.dec()
+    yield connected(
+        filters=where.describe(),
+        position=position,
+        origin=origin,
+        head=broker.head,
+        retry_ms=retry_ms,
+    )
+    async for chunk in follow(
+        log=log, broker=broker, position=position, frames=_EventFrames(where), where=where
+    ):
+        yield chunk
 
 
 def page_json(events: list[dict[str, Any]], cursor: int) -> dict[str, Any]:

@@ -9,7 +9,6 @@ change and shared by every subscriber (a small cache keyed by the event's positi
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,13 +18,12 @@ import msgspec
 from sqlalchemy import select
 
 from approvals.auth.keys import Principal
-from approvals.core.metrics import FANOUT_LAG, SUBSCRIBERS, lag_sampled
+from approvals.events.broker import Item
+from approvals.events.follow import connected, follow
 from approvals.events.log import head_table
 from approvals.events.running import Running
 from approvals.queue import policy, service
 
-KEEPALIVE = b": keepalive\n\n"
-REPLAY_PAGE = 500
 SNAPSHOT_TRIES = 20
 KINDS = {
     "approval.vote": "approval.updated",
@@ -187,7 +185,21 @@ def _matching(rows: list[dict[str, Any]], where: FeedFilter) -> list[dict[str, A
     return [row for row in rows if where.matches(row)]
 
 
-async def follow(
+class _FeedFrames:
+    """The feed's frames: each event that changed a matching approval, as that approval."""
+
+    def __init__(self, services: FeedParts, where: FeedFilter) -> None:
+        self.engine, self.cache, self.where = services.engine, services.feed_cache, where
+
+    async def replayed(self, events: list[dict[str, Any]]) -> bytes:
+        frames = [await _change(self.engine, self.cache, event, self.where) for event in events]
+        return b"".join(frame for frame in frames if frame)
+
+    async def live(self, items: list[Item]) -> bytes:
+        return await self.replayed([item.event for item in items])
+
+
+async def feed(
     services: FeedParts,
     where: FeedFilter,
     *,
@@ -196,49 +208,21 @@ async def follow(
     retry_ms: int,
 ) -> AsyncIterator[bytes]:
     """Yield the feed: ``connected``, a snapshot unless resuming, then every change."""
-    broker, log, cache = services.broker, services.log, services.feed_cache
+    broker = services.broker
     if after is None:
         position, pending = await snapshot(services, where)
+        head = max(broker.head, position)  # the snapshot may be ahead of this process's ring
     else:
-        position, pending = after, None
-    hello = {
-        "subscription": {"filters": where.describe(), "from": str(position), "origin": origin},
-        "head": str(max(broker.head, position)),
-    }
-    yield b"retry: %d\nevent: connected\ndata: %s\n\n" % (retry_ms, msgspec.json.encode(hello))
+        position, pending, head = after, None, broker.head
+    yield connected(
+        filters=where.describe(), position=position, origin=origin, head=head, retry_ms=retry_ms
+    )
     if pending is not None:
         yield message("snapshot", position, {"approvals": pending})
-    broker.subscribers += 1
-    SUBSCRIBERS.inc()
-    sampled = lag_sampled()
-    try:
-        while True:
-            items = broker.since(position)
-            if items is None:
-                upto = broker.head
-                events = await log.read_after(position, upto=upto, limit=REPLAY_PAGE)
-                chunk = [await _change(services.engine, cache, event, where) for event in events]
-                if any(chunk):
-                    yield b"".join(frame for frame in chunk if frame)
-                position = int(events[-1]["id"]) if len(events) == REPLAY_PAGE else upto
-                continue
-            if items:
-                frames = []
-                for item in items:
-                    frame = await _change(services.engine, cache, item.event, where)
-                    if frame:
-                        frames.append(frame)
-                position = items[-1].id
-                if frames:
-                    if sampled:
-                        FANOUT_LAG.observe(time.monotonic() - items[-1].added)
-                    yield b"".join(frames)
-                continue
-            if not await broker.next(position):
-                yield KEEPALIVE
-    finally:
-        broker.subscribers -= 1
-        SUBSCRIBERS.dec()
+    async for chunk in follow(
+        log=services.log, broker=broker, position=position, frames=_FeedFrames(services, where)
+    ):
+        yield chunk
 
 
 async def _change(

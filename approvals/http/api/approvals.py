@@ -168,9 +168,7 @@ async def stream_approvals(
     )
     release = hold_stream(request)
     return EventStream(
-        feed.follow(
-            services, where, after=start, origin=origin, retry_ms=services.settings.retry_ms
-        ),
+        feed.feed(services, where, after=start, origin=origin, retry_ms=services.settings.retry_ms),
         release=release,
     )
 
