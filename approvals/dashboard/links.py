@@ -14,6 +14,7 @@ from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
 from approvals.delivery.channels import email
 from approvals.delivery.channels.models import used_links_table
+from approvals.events.log import LogTransaction
 from approvals.queue import service
 from approvals.views.render import page
 
@@ -88,19 +89,20 @@ async def email_link_decide(request: Request[Any, Any, Any], token: FromPath[str
     form = await request.form()
     comment = str(form.get("comment") or "").strip() or None
     services = request.app.state.services
+
+    async def used(tx: LogTransaction) -> None:  # in the decision's transaction: both or neither
+        await tx.conn.execute(
+            insert(used_links_table).values(
+                nonce=link.nonce,
+                approval_id=link.approval_id,
+                username=link.user,
+                used_at=now_iso(),
+            )
+        )
+
+    values = {"decision": link.decision, "comment": comment}
     try:
-        async with services.log.transaction(link.user) as tx:
-            await service.decide(
-                tx, link.approval_id, decision=link.decision, principal=link.user, comment=comment
-            )
-            await tx.conn.execute(
-                insert(used_links_table).values(
-                    nonce=link.nonce,
-                    approval_id=link.approval_id,
-                    username=link.user,
-                    used_at=now_iso(),
-                )
-            )
+        await service.decide(services.log, link.approval_id, link.user, values, also=used)
     except IntegrityError:
         return _page(link, approval, 410, "This link was already used.")
     except ApiError as exc:

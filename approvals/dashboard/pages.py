@@ -337,16 +337,13 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
             ):
                 step = "confirm"
         if step is None:
-            async with services.log.transaction(current.user) as tx:
-                await service.decide(
-                    tx,
-                    approval_id,
-                    decision=decision,
-                    principal=current.user,
-                    comment=comment,
-                    answer=answer_text if decision == "answer" else None,
-                    arguments=arguments,
-                )
+            values = {
+                "decision": decision,
+                "comment": comment,
+                "answer": answer_text if decision == "answer" else None,
+                "arguments": arguments,
+            }
+            await service.decide(services.log, approval_id, current.user, values)
     except ApiError as exc:
         if exc.status == 404:
             raise
@@ -541,10 +538,8 @@ async def batch(request: Request[Any, Any, Any]) -> Response[Any]:
     results = []
     for approval_id in ids:
         try:
-            async with services.log.transaction(current.user) as tx:
-                await service.decide(
-                    tx, approval_id, decision=decision, principal=current.user, comment=comment
-                )
+            values = {"decision": decision, "comment": comment}
+            await service.decide(services.log, approval_id, current.user, values)
             results.append({"id": approval_id, "ok": True, "message": ""})
         except ApiError as exc:
             results.append({"id": approval_id, "ok": False, "message": exc.message})

@@ -83,8 +83,8 @@ def _check_decision(raw: Any, approval_id: str, _: Any) -> tuple[str, dict[str, 
 
 async def _decide(services: Services, principal: Any, checked: Any) -> tuple[int, Any]:
     approval_id, values = checked
-    approval = await service.decide_one(
-        services.log, approval_id, principal.name, principal.confirm, values
+    approval = await service.decide(
+        services.log, approval_id, principal.name, values, confirm=principal.confirm
     )
     return 200, convert(approval, ApprovalOut)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -187,7 +188,7 @@ async def _read_rules(tx: LogTransaction) -> list[policy.Rule]:
     ]
 
 
-async def decide(
+async def _decide(
     tx: LogTransaction,
     approval_id: str,
     *,
@@ -285,16 +286,29 @@ async def decide(
     )
 
 
-async def decide_one(
-    log: EventLog, approval_id: str, principal: str, confirm: str | None, values: dict[str, Any]
+async def decide(
+    log: EventLog,
+    approval_id: str,
+    principal: str,
+    values: dict[str, Any],
+    *,
+    confirm: str | None = None,
+    also: Callable[[LogTransaction], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Decide (``values`` from ``check_decision``) in a group-committed transaction.
+    """Decide in a group-committed transaction: the one way every channel decides.
 
-    Returns the approval's full JSON as it stands after the decision.
+    ``values`` are ``decision`` and optionally ``comment``, ``answer`` and ``arguments``
+    (the API checks them with ``check_decision``; the dashboard, Slack and email links
+    build them). ``also`` runs in the same transaction after the decision (an email link
+    marks itself used), so both land or neither. ``confirm`` re-checks a cached API key
+    in the transaction. Raises 404, 403, 409 or 422 without changing anything; returns
+    the approval's full JSON as it stands after the decision.
     """
 
     async def work(tx: LogTransaction) -> dict[str, Any]:
-        resolved = await decide(tx, approval_id, principal=principal, **values)
+        resolved = await _decide(tx, approval_id, principal=principal, **values)
+        if also is not None:
+            await also(tx)
         if resolved is not None:
             return resolved  # built from the rows in hand
         # A vote toward a quorum: the approval as it now stands, read in the same transaction.

@@ -223,7 +223,7 @@ async def _decide_one(
 ) -> dict[str, Any]:
     principal = request.state.principal
     log = request.app.state.services.log
-    return await service.decide_one(log, approval_id, principal.name, principal.confirm, values)
+    return await service.decide(log, approval_id, principal.name, values, confirm=principal.confirm)
 
 
 @post(

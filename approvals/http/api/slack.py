@@ -279,8 +279,7 @@ async def _clicked(services: Services, click: Click) -> None:
         await _open_modal(services, click)
         return
     try:
-        async with services.log.transaction(reviewer) as tx:
-            await service.decide(tx, click.approval_id, decision="approve", principal=reviewer)
+        await service.decide(services.log, click.approval_id, reviewer, {"decision": "approve"})
     except ApiError as exc:
         await _ephemeral(services, click, f"Nothing was decided: {exc.message}")
         return
@@ -342,14 +341,8 @@ async def _submitted(services: Services, submission: Submission) -> Response[Any
     problem = NOT_LINKED if reviewer is None else None
     if reviewer is not None:
         try:
-            async with services.log.transaction(reviewer) as tx:
-                await service.decide(
-                    tx,
-                    submission.approval_id,
-                    decision="reject",
-                    principal=reviewer,
-                    comment=submission.reason,
-                )
+            values = {"decision": "reject", "comment": submission.reason}
+            await service.decide(services.log, submission.approval_id, reviewer, values)
         except ApiError as exc:
             problem = f"Nothing was decided: {exc.message}"
     if problem is not None:
