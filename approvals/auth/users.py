@@ -232,12 +232,17 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in rows.mappings()]
 
 
-async def active(engine: AsyncEngine, username: str, generation: int | None = None) -> bool:
-    """Tell whether a reviewer exists, is not disabled and (given one) the session is current."""
-    found = await reviewer(engine, username)
+def live(found: dict[str, Any] | None, generation: int | None = None) -> bool:
+    """The one rule for who may act: the reviewer exists (``found``, from ``reviewer``), is
+    not disabled and, given a session's ``generation``, that session is still current."""
     if found is None or found["disabled"]:
         return False
     return generation is None or found["session_generation"] == generation
+
+
+async def active(engine: AsyncEngine, username: str, generation: int | None = None) -> bool:
+    """Tell whether a reviewer may act now (``live`` on their stored state)."""
+    return live(await reviewer(engine, username), generation)
 
 
 async def reviewer(engine: AsyncEngine, username: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 
 from approvals.auth import sessions as session
-from approvals.auth.users import reviewer
+from approvals.auth.users import live, reviewer
 from approvals.core.errors import ApiError
 
 Role = Literal["reviewer", "admin"]
@@ -41,12 +41,7 @@ async def admit(request: Request[Any, Any, Any], role: Role) -> session.Session:
     session.check_csrf(current, str(presented) if presented is not None else None)
     assert current is not None
     found = await reviewer(request.app.state.services.engine, current.user or "")
-    if (
-        not current.user
-        or found is None
-        or found["disabled"]
-        or found["session_generation"] != current.generation
-    ):
+    if found is None or not current.user or not live(found, current.generation):
         raise ApiError(401, "unauthorized", "your session has ended: sign in again")
     if role == "admin" and not found["is_admin"]:
         raise ApiError(

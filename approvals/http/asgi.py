@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Litestar
 
+from approvals.core.errors import error_body
 from approvals.http import fastpath
 
 RAW_SEND = "approvals.raw_send"
@@ -34,15 +35,14 @@ _ENCODED = [(name.lower().encode(), value.encode()) for name, value in SECURITY_
 MAX_HEADER_BYTES = 64 * 1024  # request headers in all, names and values
 
 
-def refusal(scope: Any) -> tuple[int, dict[str, str]] | None:
+def refusal(scope: Any) -> tuple[int, dict[str, Any]] | None:
     """What no route can serve, answered before routing (the same on both databases and
     on the fast path): headers over ``MAX_HEADER_BYTES`` in all (431), and a NUL character
     in the path or a query parameter (400 naming it), which PostgreSQL cannot compare."""
     if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
-        return 431, {
-            "error": "too_large",
-            "message": f"the request headers exceed {MAX_HEADER_BYTES // 1024} KiB in all",
-        }
+        return 431, error_body(
+            "too_large", f"the request headers exceed {MAX_HEADER_BYTES // 1024} KiB in all"
+        )
     if "\x00" in scope["path"]:
         return 400, _nul("path")
     query: bytes = scope.get("query_string", b"")
@@ -54,8 +54,8 @@ def refusal(scope: Any) -> tuple[int, dict[str, str]] | None:
     return None
 
 
-def _nul(field: str) -> dict[str, str]:
-    return {"error": "invalid", "message": f"{field}: must not contain NUL", "field": field}
+def _nul(field: str) -> dict[str, Any]:
+    return error_body("invalid", f"{field}: must not contain NUL", field=field)
 
 
 class App(Litestar):
@@ -69,7 +69,7 @@ class App(Litestar):
             refused = refusal(scope)
             if refused is not None:
                 status, body = refused
-                await _refuse(send, status, body)
+                await fastpath.answer(send, status, msgspec.json.encode(body), _ENCODED)
                 return
             scope[RAW_SEND] = send
             fast = self.fast.match(scope) if self.fast is not None else None
@@ -83,14 +83,3 @@ class App(Litestar):
                 if receive is None:
                     return
         await super().__call__(scope, receive, send)
-
-
-async def _refuse(send: Any, status: int, value: dict[str, str]) -> None:
-    body = msgspec.json.encode(value)
-    headers = [
-        *_ENCODED,
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -210,21 +210,22 @@ async def serve(
         status, value = await route.write(services, principal, checked)
     except ApiError as exc:
         extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-        answer = msgspec.json.encode(error_body(exc.code, exc.message, **exc.extra))
-        await _answer(send, exc.status, answer, headers + extra)
+        refused = msgspec.json.encode(error_body(exc.code, exc.message, **exc.extra))
+        await answer(send, exc.status, refused, headers + extra)
         return None
     except Exception:
         log.exception("unhandled error on %s", route.name)
-        answer = msgspec.json.encode(
+        failed = msgspec.json.encode(
             error_body("internal", "the service failed; the error is in its log")
         )
-        await _answer(send, 500, answer, headers)
+        await answer(send, 500, failed, headers)
         return None
-    await _answer(send, status, msgspec.json.encode(value), headers)
+    await answer(send, status, msgspec.json.encode(value), headers)
     return None
 
 
-async def _answer(send: Any, status: int, body: bytes, headers: Headers) -> None:
+async def answer(send: Any, status: int, body: bytes, headers: Headers) -> None:
+    """Send a whole JSON answer straight to the server (no Litestar on this path)."""
     await send(
         {
             "type": "http.response.start",
