@@ -108,7 +108,7 @@ def test_every_body_and_parameter_is_typed(document: dict[str, Any]) -> None:
     ]
     assert queue["limit"]["schema"]["maximum"] == 500
     content = ids["readEvents"]["responses"]["200"]["content"]
-    assert set(content) == {"text/event-stream", "application/json"}
+    assert set(content) == {"text/event-stream", "application/json", "application/x-ndjson"}
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/EventPage"}
     for _, _, operation in _operations(document):
         for parameter in operation.get("parameters", ()):

@@ -472,13 +472,20 @@ class EventLog:
         upto: int | None = None,
         where: EventFilter | None = None,
         limit: int = 500,
+        since: str | None = None,
+        until: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Events after ``position`` (and up to ``upto``), oldest first."""
+        """Events after ``position`` (and up to ``upto``), oldest first; ``since`` and
+        ``until`` (canonical timestamps) bound ``createdAt``, ``until`` excluded."""
         query = select(events_table).where(events_table.c.id > position)
         if upto is not None:
             query = query.where(events_table.c.id <= upto)
         if where is not None:
             query = query.where(where.where())
+        if since is not None:
+            query = query.where(events_table.c.created_at >= since)
+        if until is not None:
+            query = query.where(events_table.c.created_at < until)
         query = query.order_by(events_table.c.id).limit(limit)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()

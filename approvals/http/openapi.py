@@ -24,6 +24,11 @@ from approvals.events.schema import MAX_BATCH, EventIn
 from approvals.views.render import render
 
 SSE_OPERATIONS = {"readEvents": "the SSE stream", "streamApprovals": "the inbox feed"}
+NDJSON_SCHEMA = {
+    "type": "string",
+    "description": "The export (format=ndjson): one event per line, each line an EventOut as "
+    "JSON, in log order, up to the position in the X-Log-Head header.",
+}
 SSE_SCHEMA = {
     "type": "object",
     "description": "One Server-Sent Events message: `event: connected` first (its `data` the "
@@ -107,6 +112,9 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
                 ok["content"] = {} if page is None else {"application/json": page}
                 ok["content"]["text/event-stream"] = {"schema": SSE_SCHEMA}
                 ok["description"] = f"{SSE_OPERATIONS[op_id]} (text/event-stream) or a JSON page"
+                if op_id == "readEvents":
+                    ok["content"]["application/x-ndjson"] = {"schema": NDJSON_SCHEMA}
+                    ok["description"] += ", or with format=ndjson the export"
     return doc
 
 

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+from litestar.response import Stream
+
 from approvals.events.broker import Broker, Item, encode_frame
 from approvals.events.filters import EventFilter
 from approvals.events.follow import connected, follow
@@ -74,3 +77,40 @@ async def subscribe(
 def page_json(events: list[dict[str, Any]], cursor: int) -> dict[str, Any]:
     """The JSON page answer: events and the cursor to pass as ``after`` next."""
     return {"events": events, "nextCursor": str(cursor)}
+
+
+EXPORT_PAGE = 1000
+NDJSON_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def exported(
+    log: EventLog,
+    where: EventFilter,
+    *,
+    after: int,
+    upto: int,
+    since: str | None,
+    until: str | None,
+) -> AsyncIterator[bytes]:
+    """The matching log after ``after`` up to ``upto`` as NDJSON, a page at a time (memory
+    stays flat however long the log); each line is the event's canonical JSON, the same
+    bytes as its ``data:`` on the stream."""
+    position = after
+    while position < upto:
+        events = await log.read_after(
+            position, upto=upto, where=where, limit=EXPORT_PAGE, since=since, until=until
+        )
+        if not events:
+            return
+        yield b"".join(msgspec.json.encode(event) + b"\n" for event in events)
+        position = int(events[-1]["id"])
+        if len(events) < EXPORT_PAGE:
+            return
+
+
+class Ndjson(Stream):
+    """A streamed ``application/x-ndjson`` body (the route's own media type is SSE)."""
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        """Litestar's streamed response, with this body's media type."""
+        return super().to_asgi_response(*args, **{**kwargs, "media_type": "application/x-ndjson"})

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, Connection
 
 from approvals.core.config import Settings
 from approvals.core.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
-from approvals.main import terminal
+from approvals.main import export, terminal
 from approvals.main.users_cli import register as register_user_commands
 
 T = TypeVar("T")
@@ -30,6 +30,7 @@ app.add_typer(users_app, name="users")
 sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 terminal.register(app)  # pending, show, approve, reject, answer: over the HTTP API
+export.register(app)  # export: the log to NDJSON or CSV, over the HTTP API
 
 
 @contextmanager

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from litestar import Request, get, post
 from litestar.enums import MediaType
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Response
 
+from approvals.core.clock import iso, parse_iso
 from approvals.core.contract import WRITE_ERRORS, convert, errors
-from approvals.core.errors import not_found
+from approvals.core.errors import invalid, not_found
 from approvals.events.filters import EventFilter
 from approvals.events.schema import EventOut, EventPage, parse_batch, parse_position
 from approvals.http.guard import hold_stream, requires
 from approvals.http.sse import EventStream
-from approvals.http.stream import Start, page_json, resolve_start, subscribe
+from approvals.http.stream import (
+    NDJSON_HEADERS,
+    Ndjson,
+    Start,
+    exported,
+    page_json,
+    resolve_start,
+    subscribe,
+)
 
 MAX_PAGE = 1000
 TAGS = ["events"]
@@ -98,6 +107,16 @@ async def get_events(
     ] = None,
     limit: Annotated[int | None, QueryParameter(ge=1, le=MAX_PAGE)] = None,
     follow: Flag = None,
+    format_: Annotated[
+        Literal["json", "ndjson"] | None,
+        QueryParameter(
+            name="format",
+            description="ndjson: the whole matching log up to now as one JSON event per line, "
+            "streamed (resume with after=<the last id>)",
+        ),
+    ] = None,
+    since: Annotated[str | None, _moment("since", "at or after")] = None,
+    until: Annotated[str | None, _moment("until", "before")] = None,
     last_event_id: Annotated[
         str | None,
         HeaderParameter(name="Last-Event-ID", max_length=40, description="resume after this id"),
@@ -118,6 +137,20 @@ async def get_events(
     )
     resume = parse_position(last_event_id, "Last-Event-ID")
     after_id = parse_position(after, "after")
+    if format_ != "ndjson" and (since is not None or until is not None):
+        field = "query.since" if since is not None else "query.until"
+        raise invalid(field, "applies to format=ndjson only", status=400)
+    if format_ == "ndjson":
+        export = exported(
+            services.log,
+            where,
+            after=after_id if after_id is not None else (resume or 0),
+            upto=services.broker.head,  # the log as it stands now: the export ends
+            since=_timestamp(since, "since"),
+            until=_timestamp(until, "until"),
+        )
+        headers = {**NDJSON_HEADERS, "X-Log-Head": str(services.broker.head)}
+        return cast("Response[EventPage]", Ndjson(export, headers=headers))
     accept = request.headers.get("accept", "")
     streaming = follow if follow is not None else "text/event-stream" in accept
     if not streaming:
@@ -148,6 +181,28 @@ async def get_events(
         release=release,
     )
     return cast("Response[EventPage]", stream)
+
+
+def _moment(name: str, how: str) -> Any:
+    return QueryParameter(
+        name=name,
+        max_length=40,
+        description=f"with format=ndjson: only events created {how} this time (ISO 8601)",
+    )
+
+
+def _timestamp(raw: str | None, name: str) -> str | None:
+    """A query timestamp in the log's canonical form (naive means UTC); 400 when unreadable."""
+    if raw is None:
+        return None
+    try:
+        return iso(parse_iso(raw))
+    except ValueError:
+        raise invalid(
+            f"query.{name}",
+            "must be an ISO 8601 time such as 2026-12-01 or 2026-12-01T09:30:00Z",
+            status=400,
+        ) from None
 
 
 async def _page(
