@@ -1,8 +1,9 @@
 """Schemathesis hooks for the fuzz run: keep each request finite.
 
-The SSE stream never ends and a long poll holds for up to a minute, so the fuzzer
-reads the event log as JSON pages and waits at most a second; the streams are
-tested in test_stream.py and test_approvals.py.
+The SSE stream never ends, a long poll holds for up to a minute and the Claude Code
+hook until a human decides, so the fuzzer reads the event log as JSON pages and waits
+at most a second; the streams are tested in test_stream.py and test_approvals.py, the
+hook in test_claude_code.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from urllib.parse import urlsplit
 
 import schemathesis
 
+HELD = "/hooks/claude-code"  # answers when a human decides, or after its `timeout`
+
 
 @schemathesis.hook
 def map_query(context: Any, query: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Read pages, not streams; cap long polls at one second."""
+    """Read pages, not streams; cap long polls (and the hook's wait) at one second."""
+    operation = getattr(context, "operation", None)
+    if getattr(operation, "path", None) == HELD:
+        query = dict(query or {})
+        timeout = query.get("timeout", 300)
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 1:
+            query["timeout"] = 1
     if query is None:
         return query
     if "follow" in query:

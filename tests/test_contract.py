@@ -104,6 +104,7 @@ def test_every_body_and_parameter_is_typed(document: dict[str, Any]) -> None:
         "rejected",
         "answered",
         "expired",
+        "withdrawn",
         "all",
     ]
     assert queue["limit"]["schema"]["maximum"] == 500

@@ -16,6 +16,7 @@ from approvals.client.decision import (
     InvalidWebhook,
     NotApproved,
     Rejected,
+    Withdrawn,
 )
 from approvals.client.sync import Approvals
 from approvals.client.webhook import verify_webhook
@@ -32,5 +33,6 @@ __all__ = [
     "NotApproved",
     "Rejected",
     "RunIds",
+    "Withdrawn",
     "verify_webhook",
 ]

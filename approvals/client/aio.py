@@ -70,27 +70,66 @@ class AsyncApprovals(BaseApprovals[httpx.AsyncBaseTransport]):
         )
 
     async def _drive(self, op: Op[T]) -> T:
-        """Run one of the core's operations: send its requests, sleep its pauses."""
+        """Run one of the core's operations: send its requests, sleep its pauses.
+
+        When the caller cancels it, ``core.Cancelled`` is thrown into the operation (a wait
+        then withdraws its approval); the steps it still asks for run to their end within
+        ``core.WITHDRAW_SECONDS``, and the cancellation is raised again."""
         reply: Reply = None
+        cancelled: asyncio.CancelledError | None = None
+        throw = False
+        until = 0.0
         while True:
             try:
-                step = op.send(reply)
+                step = op.throw(core.Cancelled()) if throw else op.send(reply)
             except StopIteration as done:
+                if cancelled is not None:
+                    raise cancelled from None
                 return cast(T, done.value)
-            if isinstance(step, Pause):
-                await asyncio.sleep(step.seconds)
-                reply = None
+            except core.Cancelled:
+                assert cancelled is not None
+                raise cancelled from None
+            throw = False
+            if cancelled is not None:
+                reply = await self._finish(step, until)
                 continue
             try:
-                reply = await self.http.request(step.method, step.path, **step.options)
-            except httpx.HTTPError as exc:
-                reply = exc
+                reply = await self._step(step)
+            except asyncio.CancelledError as exc:
+                cancelled, throw = exc, True
+                until = asyncio.get_running_loop().time() + core.WITHDRAW_SECONDS
+
+    async def _step(self, step: core.Request | Pause) -> Reply:
+        """Send one request (its answer, or the error it raised) or sleep one pause."""
+        if isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+            return None
+        try:
+            return await self.http.request(step.method, step.path, **step.options)
+        except httpx.HTTPError as exc:
+            return exc
+
+    async def _finish(self, step: core.Request | Pause, until: float) -> Reply:
+        """Run a step after the caller cancelled: in a task of its own (a task group or a
+        cancel scope that cancels again cannot cut it short), given up at ``until``."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self._step(step))
+        while not task.done() and (left := until - loop.time()) > 0:
+            try:
+                await asyncio.wait({task}, timeout=left)
+            except asyncio.CancelledError:
+                continue  # cancelled again (an anyio scope repeats it): keep to the bound
+        if not task.done():
+            task.cancel()
+            return httpx.TimeoutException("gave up after the caller cancelled")
+        return task.result()
 
     get = awaitable(core.get)
     request_approval = awaitable(core.request_approval)
     wait = awaitable(core.wait)
     get_approval = awaitable(core.get_approval)
     decide = awaitable(core.decide)
+    withdraw = awaitable(core.withdraw)
     pending = awaitable(core.pending)
 
     def inbox(self, **filters: Any) -> AsyncInbox:

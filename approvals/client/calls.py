@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
-from approvals.client.decision import Answered, Decision, Expired, Rejected
+from approvals.client.decision import Answered, Decision, Expired, Rejected, Withdrawn
 
 Title = str | Callable[..., str] | None
 
@@ -133,13 +133,16 @@ def _basic_coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def outcome(decision: Decision, on_timeout: str) -> None:
-    """Return when the call may run; raise ``Rejected``, ``Answered`` or ``Expired``."""
+    """Return when the call may run; raise ``Rejected``, ``Answered``, ``Withdrawn`` or
+    ``Expired``."""
     if decision.status == "approved":
         return
     if decision.status == "rejected":
         raise Rejected(decision)
     if decision.status == "answered":
         raise Answered(decision)
+    if decision.status == "withdrawn":
+        raise Withdrawn(decision)
     # expired on the service, or still pending when the caller's own timeout ran out
     if decision.approved or (decision.pending and on_timeout == "approve"):
         return

@@ -27,7 +27,7 @@ from httpx_sse import ServerSentEvent
 from approvals.client import context
 from approvals.client.calls import Call, Title, outcome
 from approvals.client.context import RunIds
-from approvals.client.decision import Decision
+from approvals.client.decision import ApprovalsError, Decision
 from approvals.client.emitter import TaskEmitter, ThreadEmitter
 from approvals.client.transport import (
     LONG_POLL,
@@ -49,6 +49,7 @@ log = logging.getLogger("approvals.client")
 
 GRACE = 30.0  # seconds the wait outlasts an approval's timeout, for the service to expire it
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=90.0)  # the feeds send a keep-alive well within 90 s
+WITHDRAW_SECONDS = 5.0  # how long a cancelled wait may spend withdrawing its approval
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ class Pause:
     """Sleep this long before the next request."""
 
     seconds: float
+
+
+class Cancelled(Exception):
+    """Thrown into an operation when its caller cancels it (``asyncio.CancelledError`` in
+    ``AsyncApprovals``). A wait withdraws its approval, then lets it through; a driver
+    gives the steps that follow at most ``WITHDRAW_SECONDS``."""
 
 
 Reply = httpx.Response | httpx.HTTPError | None
@@ -124,12 +131,16 @@ def long_poll(approval_id: str, deadline: float | None, latest: Decision | None)
     backoff = Backoff()
     while True:
         left = LONG_POLL if deadline is None else min(LONG_POLL, deadline - time.monotonic())
-        reply = yield Request(
-            "GET",
-            f"/v1/approvals/{approval_id}",
-            params={"wait": f"{max(left, 0):.1f}"},
-            timeout=httpx.Timeout(10.0, read=max(left, 0) + 15),
-        )
+        try:
+            reply = yield Request(
+                "GET",
+                f"/v1/approvals/{approval_id}",
+                params={"wait": f"{max(left, 0):.1f}"},
+                timeout=httpx.Timeout(10.0, read=max(left, 0) + 15),
+            )
+        except Cancelled:
+            yield from withdraw_quietly(approval_id)
+            raise
         if isinstance(reply, httpx.Response):
             if reply.status_code < 400:
                 latest = Decision.from_json(reply.json())
@@ -149,7 +160,24 @@ def long_poll(approval_id: str, deadline: float | None, latest: Decision | None)
                 raise error
             return latest  # still pending as far as we know: the caller's timeout
         log.info("approvals: waiting for %s: %s; retrying in %.1f s", approval_id, error, pause)
-        yield Pause(pause)
+        try:
+            yield Pause(pause)
+        except Cancelled:
+            yield from withdraw_quietly(approval_id)
+            raise
+
+
+def withdraw_quietly(approval_id: str) -> Op[None]:
+    """Withdraw an approval whose wait was cancelled, once and briefly; log a failure (it
+    was decided meanwhile, the service is away) rather than raise it."""
+    path = f"/v1/approvals/{approval_id}/withdraw"
+    try:
+        yield from call(Request("POST", path, timeout=httpx.Timeout(WITHDRAW_SECONDS)), retry=False)
+        log.info("approvals: the wait was cancelled; withdrew %s", approval_id)
+    except ApprovalsError as exc:
+        log.warning(
+            "approvals: the wait was cancelled; withdrawing %s failed: %s", approval_id, exc
+        )
 
 
 # The public methods both clients share, as operations: ``client`` is the ``self`` of
@@ -177,11 +205,14 @@ def request_approval(
     key: str | None = None,
     callback_url: str | None = None,
     wait: bool = True,
+    source: str | None = None,
 ) -> Op[Decision]:
     """Open an approval (or find the one ``key`` opened) and wait for its decision.
 
     ``timeout`` is the approval's own (it expires by ``on_timeout`` on the service)
-    and bounds the wait; ``wait=False`` returns the pending approval at once.
+    and bounds the wait; ``wait=False`` returns the pending approval at once. ``source``
+    names where the request comes from (``api`` when unset). In ``AsyncApprovals``, a
+    wait its caller cancels withdraws the approval first.
     """
     ids = context.current(client.defaults).merged(
         run_id=run_id, thread_id=thread_id, agent_id=agent_id
@@ -196,6 +227,7 @@ def request_approval(
         on_timeout=on_timeout,
         key=key,
         callback_url=callback_url,
+        source=source,
     )
     deadline = None if timeout is None else time.monotonic() + timeout + GRACE
     opened = Decision.from_json(
@@ -207,7 +239,8 @@ def request_approval(
 
 
 def wait(client: BaseApprovals, /, approval_id: str, timeout: float | None = None) -> Op[Decision]:
-    """Wait until the approval is decided or expires; pending after ``timeout`` s."""
+    """Wait until the approval is decided or expires; pending after ``timeout`` s. In
+    ``AsyncApprovals``, a wait its caller cancels withdraws the approval first."""
     deadline = None if timeout is None else time.monotonic() + timeout
     return (yield from long_poll(approval_id, deadline, None))
 
@@ -235,6 +268,12 @@ def decide(
             body[name] = value
     path = f"/v1/approvals/{approval_id}/decision"
     return Decision.from_json((yield from call(Request("POST", path, json=body), retry=False)))
+
+
+def withdraw(client: BaseApprovals, /, approval_id: str) -> Op[Decision]:
+    """Withdraw a pending approval this key requested: it ends as ``withdrawn``."""
+    path = f"/v1/approvals/{approval_id}/withdraw"
+    return Decision.from_json((yield from call(Request("POST", path), retry=False)))
 
 
 def pending(client: BaseApprovals, /, **filters: Any) -> Op[list[dict[str, Any]]]:

@@ -77,7 +77,8 @@ class ApprovalsError(Exception):
 
 
 class NotApproved(Exception):
-    """Base of ``Rejected``, ``Answered`` and ``Expired``: the call did not run."""
+    """Base of ``Rejected``, ``Answered``, ``Expired`` and ``Withdrawn``: the call did not
+    run."""
 
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
@@ -111,6 +112,16 @@ class Expired(NotApproved):
 
     def _describe(self) -> str:
         return f"approval {self.approval_id} expired without a decision"
+
+
+class Withdrawn(NotApproved):
+    """The approval was withdrawn (by the key that requested it) before anyone decided."""
+
+    def _describe(self) -> str:
+        return (
+            f"approval {self.approval_id} was withdrawn by {self.resolved_by} before anyone "
+            "decided; the call did not run"
+        )
 
 
 class InvalidWebhook(ValueError):

@@ -65,6 +65,8 @@ def rejection_message(decision: Decision) -> str:
     if decision.status == "rejected":
         reason = f": {decision.comment}" if decision.comment else " (no reason given)"
         return f"The reviewer {decision.resolved_by} rejected this tool call{reason}"
+    if decision.status == "withdrawn":
+        return f"The request was withdrawn by {decision.resolved_by}; it was not run."
     return "Nobody approved this tool call in time; it was not run."
 
 

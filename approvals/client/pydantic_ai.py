@@ -54,6 +54,8 @@ def tool_result(decision: Decision, on_timeout: str) -> ToolApproved | ToolDenie
     if decision.status == "rejected":
         reason = f": {decision.comment}" if decision.comment else " (no reason given)"
         return ToolDenied(f"The reviewer {decision.resolved_by} rejected this tool call{reason}")
+    if decision.status == "withdrawn":
+        return ToolDenied(f"The request was withdrawn by {decision.resolved_by}; it was not run.")
     return ToolDenied("Nobody approved this tool call in time; it was not run.")
 
 

@@ -89,6 +89,7 @@ class Approvals(BaseApprovals[httpx.BaseTransport]):
     wait = blocking(core.wait)
     get_approval = blocking(core.get_approval)
     decide = blocking(core.decide)
+    withdraw = blocking(core.withdraw)
     pending = blocking(core.pending)
 
     def inbox(self, **filters: Any) -> Inbox:

@@ -134,6 +134,7 @@ def approval_body(
     on_timeout: str,
     key: str | None,
     callback_url: str | None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """The body of ``POST /v1/approvals``."""
     if on_timeout not in ("reject", "approve"):
@@ -156,6 +157,8 @@ def approval_body(
         body["timeoutSeconds"] = timeout
     if callback_url is not None:
         body["callbackUrl"] = callback_url
+    if source is not None:
+        body["source"] = source
     return body
 
 

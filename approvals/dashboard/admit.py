@@ -27,7 +27,7 @@ ROLE = "dashboard_role"  # the handler option that records the role a route need
 ADMITTED = "approvals.admitted"  # where the guard leaves the session for the handler
 # State-changing routes with their own rule: the API (keys and scopes), sign-in and
 # sign-out (CSRF only: they change no data), and signed callbacks and links.
-EXEMPT_PREFIXES = ("/v1/",)
+EXEMPT_PREFIXES = ("/v1/", "/hooks/")  # the API, and agent hooks with API keys
 EXEMPT_PATHS = frozenset({"/login", "/logout", "/slack/interactions", "/email/{token:str}"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -20,6 +20,7 @@ from approvals.dashboard.admit import change
 from approvals.delivery.deliveries import requeue
 from approvals.delivery.worker import endpoint_status
 from approvals.events.filters import FIELDS, EventFilter
+from approvals.mcp import elicitation
 from approvals.queue import policy, service
 from approvals.views import desk
 from approvals.views.render import page, render
@@ -27,7 +28,8 @@ from approvals.views.render import page, render
 HISTORY_FILTERS = ("status", "reviewer", "agent", "since", "until")
 
 limiter = session.LoginLimiter()
-HISTORY_STATUSES = ("approved", "rejected", "answered", "expired")
+HISTORY_STATUSES = ("approved", "rejected", "answered", "expired", "withdrawn")
+FORM_ONLY = "This request asks for a form: answer it on its page."
 
 
 def _cookie(value: str, request: Request[Any, Any, Any], max_age: int | None) -> Cookie:
@@ -296,6 +298,26 @@ def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.E
     return (None if arguments == approval["arguments"] else arguments), None
 
 
+def _elicited(
+    form: dict[str, str], approval: dict[str, Any]
+) -> tuple[str | None, dict[str, str]] | None:
+    """For a request that asks for a form (an MCP elicitation's ``requestedSchema``): the
+    answer, the JSON object of the fields in their schema types, or the errors by field.
+    From the form's fields, or from a typed answer (the inbox's one line). None otherwise."""
+    detail = (approval.get("request") or {}).get("detail")
+    if not isinstance(detail, dict) or "requestedSchema" not in detail:
+        return None
+    try:
+        fields = elicitation.fields(detail["requestedSchema"])
+    except elicitation.Unsupported as exc:
+        return None, {"": f"This form cannot be answered here: {exc}."}
+    if form.get("elicit"):
+        content, errors = elicitation.from_form(fields, form)
+    else:
+        content, errors = elicitation.from_answer(fields, form.get("answer", ""))
+    return (None if errors else elicitation.answer_text(content)), errors
+
+
 @change("/approvals/{approval_id:str}/decide", status_code=200)
 async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Record a reviewer's decision, or ask for the reason or confirmation it still needs."""
@@ -321,6 +343,13 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
                     422, "invalid", "Fix the arguments marked below; your edits are kept."
                 )
         answer_text = form.get("answer", "").strip() or None
+        elicited = _elicited(form, approval) if decision == "answer" else None
+        if elicited is not None:
+            answer_text, wrong = elicited
+            if wrong:
+                extra.update(elicit_draft=form, elicit_errors=wrong)
+                fix = "Fix the answers marked below; what you typed is kept."
+                raise ApiError(422, "invalid", fix if form.get("elicit") else FORM_ONLY)
         if decision == "answer" and not answer_text:
             raise ApiError(422, "invalid", "Write the answer to send back to the agent.")
         if approval["status"] == "pending" and decision in approval["allowedDecisions"]:

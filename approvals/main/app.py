@@ -19,7 +19,7 @@ from approvals.core.errors import exception_handlers
 from approvals.dashboard import admit, links, live, oidc_pages, pages
 from approvals.http import fastpath
 from approvals.http.api import approvals as queue
-from approvals.http.api import notifications, sources, webhooks
+from approvals.http.api import hooks, notifications, sources, webhooks
 from approvals.http.api import slack as interactions
 from approvals.http.api.events import get_event, get_events, post_events
 from approvals.http.asgi import HSTS, SECURITY_HEADERS, App
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.stream_approvals,
         queue.get_approval,
         queue.decide,
+        queue.withdraw,
+        hooks.claude_code,
         queue.decide_many,
         queue.create_policy,
         queue.list_policies,

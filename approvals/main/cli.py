@@ -18,6 +18,7 @@ from approvals.core.config import Settings
 from approvals.core.db import DatabaseUrlError, make_sync_engine, migrate, parse_url
 from approvals.main import export, terminal
 from approvals.main.users_cli import register as register_user_commands
+from approvals.mcp import cli as mcp_cli
 
 T = TypeVar("T")
 app = typer.Typer(help="Human-in-the-loop approvals for AI agents.", no_args_is_help=True)
@@ -30,6 +31,7 @@ app.add_typer(users_app, name="users")
 sources_app = typer.Typer(help="Platform streams the service subscribes to.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 terminal.register(app)  # pending, show, approve, reject, answer: over the HTTP API
+mcp_cli.register(app)  # mcp gate, mcp serve, hook claude-code: over the HTTP API
 export.register(app)  # export: the log to NDJSON or CSV, over the HTTP API
 
 

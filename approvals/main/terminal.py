@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from approvals.client import Approvals, ApprovalsError, Decision
+from approvals.mcp import elicitation
 
 Url = Annotated[
     str | None,
@@ -177,12 +178,61 @@ def reject(
 
 def answer(
     id: Id,
-    text: Annotated[str, typer.Argument(help="The answer the agent receives.")],
+    text: Annotated[str | None, typer.Argument(help="The answer the agent receives.")] = None,
     url: Url = None,
     key: Key = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            metavar="NAME=VALUE",
+            help="For a request that asks for a form (an MCP elicitation): one field (repeat).",
+        ),
+    ] = None,
 ) -> None:
-    """Answer an approval with text instead of approving it."""
+    """Answer an approval with text instead of approving it, or fill in the form it asks for."""
+    if field:
+        if text is not None:
+            typer.echo("error: give the answer TEXT or --field values, not both", err=True)
+            raise typer.Exit(2)
+        text = _form_answer(url, key, id, field)
+    elif text is None:
+        typer.echo("error: give the answer TEXT (or --field NAME=VALUE for a form)", err=True)
+        raise typer.Exit(2)
     _decide(url, key, id, "answer", answer=text)
+
+
+def _form_answer(url: str | None, key: str | None, approval_id: str, pairs: list[str]) -> str:
+    """The answer to a request's form (``detail.requestedSchema``) from ``NAME=VALUE`` pairs:
+    the JSON object of the fields in the schema's types."""
+    with _client(url, key) as client:
+        try:
+            body = client.get(f"/v1/approvals/{approval_id}")
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    detail = (body.get("request") or {}).get("detail")
+    schema = detail.get("requestedSchema") if isinstance(detail, dict) else None
+    try:
+        form = elicitation.fields(schema)
+    except elicitation.Unsupported as exc:
+        typer.echo(f"error: this request asks for no form ({exc}); answer it with TEXT", err=True)
+        raise typer.Exit(2) from exc
+    values: dict[str, str] = {}
+    names = {f.name for f in form}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in names:
+            fields = elicitation.describe(form)
+            typer.echo(f"error: --field {pair!r}: the form's fields are\n{fields}", err=True)
+            raise typer.Exit(2)
+        values[name] = value
+    content, errors = elicitation.from_strings(form, values)
+    if errors:
+        for name, why in errors.items():
+            typer.echo(f"error: --field {name} {why}", err=True)
+        typer.echo(f"the form's fields are\n{elicitation.describe(form)}", err=True)
+        raise typer.Exit(2)
+    return elicitation.answer_text(content)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ class Approval(SQLModel, table=True):
     event_id: int = Field(
         sa_column=Column(BigInteger, ForeignKey("events.id"), unique=True, nullable=False)
     )
-    status: str = Field(max_length=16)  # pending, approved, rejected, answered, expired
+    status: str = Field(max_length=16)  # pending, approved, rejected, answered, expired, withdrawn
     title: str | None = None
     tool: str | None = Field(default=None, max_length=200)
     arguments: Any | None = Field(default=None, sa_column=Column(JSON))

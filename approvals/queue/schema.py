@@ -25,7 +25,7 @@ Url = Annotated[
     ),
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Status = Literal["pending", "approved", "rejected", "answered", "expired"]
+Status = Literal["pending", "approved", "rejected", "answered", "expired", "withdrawn"]
 Decision = Literal["approve", "reject", "answer"]
 
 

@@ -30,6 +30,7 @@ OPTIONS_KEY = "_approval"  # per-row options set by POST /v1/approvals, removed 
 FINAL = {"approve": "approved", "reject": "rejected", "answer": "answered"}
 SYSTEM_POLICY = "system:policy"
 SYSTEM_TIMEOUT = "system:timeout"
+WITHDRAWN = "withdrawn"  # the status of an approval its requester withdrew
 
 # The statements of the decision path, built once: building and cache-keying a new
 # statement per call cost more CPU than SQLite spends running it.
@@ -357,7 +358,7 @@ async def open_one(
 async def finish(
     tx: LogTransaction,
     approval_id: str,
-    decision: str,
+    decision: str | None,
     resolved_by: str,
     *,
     comment: str | None = None,
@@ -369,14 +370,16 @@ async def finish(
 ) -> dict[str, Any]:
     """Resolve an approval: its row, its request event, and a new resolution event.
 
+    ``decision`` None is a withdrawal by its requester (status ``withdrawn``).
     Returns the approval's full JSON, built from the rows in hand.
     """
     row, request = approval_row, request_row
-    status = "expired" if expired else FINAL[decision]
+    status = WITHDRAWN if decision is None else "expired" if expired else FINAL[decision]
     at = now_iso()
     votes = await _votes(tx, approval_id) if row["min_approvals"] > 1 else []
     event_type = "approval.expired" if expired else "approval.resolved"
     verb = {"approved": "Approved", "rejected": "Rejected", "answered": "Answered"}
+    verb[WITHDRAWN] = "Withdrawn"
     title = (
         f"Expired ({'approved' if decision == 'approve' else 'rejected'} on timeout)"
         if expired
@@ -394,11 +397,7 @@ async def finish(
                         "approvalId": approval_id,
                         "requestEventId": str(row["event_id"]),
                         "decision": decision,
-                        "outcome": "approved"
-                        if decision == "approve"
-                        else "rejected"
-                        if decision == "reject"
-                        else "answered",
+                        "outcome": status if status != "expired" else FINAL[decision or ""],
                         "comment": comment,
                         "answer": answer,
                         "arguments": arguments,
@@ -436,6 +435,31 @@ async def finish(
     out["request"] = to_json(request)
     out["resolution"] = resolution
     return out
+
+
+async def withdraw(
+    log: EventLog, approval_id: str, principal: str, *, confirm: str | None = None
+) -> dict[str, Any]:
+    """End a pending approval as ``withdrawn`` at its requester's wish, in a group commit.
+
+    Only the key that requested it may (403 for any other); 404 when there is none; 409
+    when it is already resolved or expired. Returns the approval's full JSON.
+    """
+
+    async def work(tx: LogTransaction) -> dict[str, Any]:
+        row, request = await _load_with_request(tx, approval_id)
+        if row["requested_by"] != principal:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"only the key that requested approval {approval_id} "
+                f"({row['requested_by']!r}) may withdraw it; this key is {principal!r}",
+            )
+        if row["status"] != "pending":
+            raise _conflict(row)
+        return await finish(tx, approval_id, None, principal, request_row=request, approval_row=row)
+
+    return await log.run(work, principal, confirm)
 
 
 CLAIM_SECONDS = 15 * 60

@@ -32,6 +32,7 @@ OUTCOME = {
     "rejected": "Rejected",
     "answered": "Answered",
     "expired": "Expired",
+    "withdrawn": "Withdrawn",
 }
 
 

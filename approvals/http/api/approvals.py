@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from litestar import Request, delete, get, post
 from litestar.params import Body, HeaderParameter, JSONBody, PathParameter, QueryParameter
@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 
 from approvals.auth import audit
 from approvals.core.clock import now_iso
-from approvals.core.contract import WRITE_ERRORS, convert, errors
+from approvals.core.contract import WRITE_ERRORS, convert, errors, refuse_body
 from approvals.core.errors import ApiError, not_found
 from approvals.core.outbound import parse as parse_destinations
 from approvals.events.log import new_id
@@ -38,6 +38,9 @@ from approvals.queue.schema import (
     policy_values,
     request_row,
 )
+
+if TYPE_CHECKING:
+    from approvals.services import Services
 
 MAX_WAIT = 60.0
 MAX_LIMIT = 500
@@ -83,7 +86,7 @@ def _out(approval: dict[str, Any]) -> ApprovalOut:
 async def list_approvals(
     request: Request[Any, Any, Any],
     status: Annotated[
-        Literal["pending", "approved", "rejected", "answered", "expired", "all"],
+        Literal["pending", "approved", "rejected", "answered", "expired", "withdrawn", "all"],
         QueryParameter(description="which approvals (pending by default)"),
     ] = "pending",
     run_id: Annotated[str | None, QueryParameter(name="run_id", max_length=2000)] = None,
@@ -204,7 +207,18 @@ async def get_approval(
     # after it, which the wait below returns for (taken after, the poll slept through it).
     position = services.broker.head
     current = await service.fetch(services.engine, approval_id, full=True)
-    deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT)
+    return _out(await settled(services, current, position, min(wait or 0.0, MAX_WAIT)))
+
+
+async def settled(
+    services: Services, current: dict[str, Any], position: int, seconds: float
+) -> dict[str, Any]:
+    """The approval ``current`` once it is resolved, or as it stands after ``seconds``.
+
+    ``position`` is the broker's head taken before ``current`` was read, so a decision
+    committed meanwhile is not slept through."""
+    approval_id = current["id"]
+    deadline = time.monotonic() + seconds
     while current["status"] == "pending" and (remaining := deadline - time.monotonic()) > 0:
         if not await services.broker.wait(position, remaining):
             break
@@ -215,7 +229,7 @@ async def get_approval(
         ):
             continue
         current = await service.fetch(services.engine, approval_id, full=True)
-    return _out(current)
+    return current
 
 
 async def _decide_one(
@@ -240,6 +254,28 @@ async def decide(
 ) -> ApprovalOut:
     """Approve, reject or answer one approval; 409 when it is already resolved."""
     return _out(await _decide_one(request, approval_id, check_decision(data)))
+
+
+@post(
+    "/v1/approvals/{approval_id:str}/withdraw",
+    guards=[requires("events:write")],
+    status_code=200,
+    operation_id="withdrawApproval",
+    tags=TAGS,
+    summary="Withdraw a pending approval (its requester only); 409 when already resolved",
+    description=(
+        "Ends a pending approval as `withdrawn`, with an `approval.resolved` event whose "
+        "`status` is `withdrawn` and whose `resolvedBy` is the key. Only the key that "
+        "requested the approval (its `requestedBy`) may withdraw it; any other gets 403."
+    ),
+    responses=errors(404, 409),
+)
+async def withdraw(request: Request[Any, Any, Any], approval_id: ApprovalId) -> ApprovalOut:
+    """Withdraw a pending approval its caller requested; 409 when it is already resolved."""
+    await refuse_body(request)
+    principal = request.state.principal
+    log = request.app.state.services.log
+    return _out(await service.withdraw(log, approval_id, principal.name, confirm=principal.confirm))
 
 
 @post(
