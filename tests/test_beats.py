@@ -109,3 +109,53 @@ def test_each_loop_survives_a_step_that_raises_and_readyz_names_a_stalled_one(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM approvals")).scalar() == 1
     engine.dispose()
+
+
+def test_an_approval_that_cannot_expire_is_held_back_while_the_others_expire(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'approvals.db'}"
+    migrate(parse_url(url))
+    engine = make_sync_engine(parse_url(url))
+    with engine.begin() as conn:
+        key = create_key(conn, "agent", ["events:write", "approvals:read"])
+    engine.dispose()
+    monkeypatch.setattr(queue_service, "EXPIRY_RETRY", 0.5)
+    real_expire_one = queue_service._expire_one
+    broken: set[str] = set()
+    tries: list[str] = []
+
+    async def flaky(log: Any, approval_id: str, on_timeout: str) -> int:
+        if approval_id in broken:
+            tries.append(approval_id)
+            raise RuntimeError("this one cannot be resolved")
+        return await real_expire_one(log, approval_id, on_timeout)
+
+    monkeypatch.setattr(queue_service, "_expire_one", flaky)
+    app = create_app(Settings(database_url=url))
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def status(approval_id: str) -> str:
+            got = client.get(f"/v1/approvals/{approval_id}", headers=headers)
+            return str(got.json()["status"])
+
+        opened = [
+            client.post(
+                "/v1/approvals", json={"title": f"t{i}", "timeoutSeconds": 0.2}, headers=headers
+            ).json()["id"]
+            for i in range(3)
+        ]
+        broken.add(opened[0])
+        # The two others expire although the first fails each time it is tried.
+        until(lambda: all(status(a) == "expired" for a in opened[1:]))
+        assert status(opened[0]) == "pending"
+        # It is tried again after the hold (0.5 s here), not on every turn of the loop.
+        until(lambda: len(tries) >= 2)
+        started = time.monotonic()
+        count = len(tries)
+        until(lambda: len(tries) > count)
+        assert time.monotonic() - started >= 0.3
+        # Mended, it expires on its next try.
+        broken.clear()
+        until(lambda: status(opened[0]) == "expired")

@@ -32,17 +32,17 @@ async def expiry_loop(services: Running) -> None:
     also looks every ``EXPIRY_RECHECK`` seconds whatever happens.
     """
     broker = services.broker
-    held: dict[str, float] = {}  # approvals whose expiry failed -> when to try again
+    held = service.Held()  # approvals whose expiry failed, tried again later
     while True:
         services.beats.beat("expiry")
         position = broker.head  # events after this may open approvals
         try:
             await service.expire_due(services.log, held=held)
             due = await service.next_deadline(services.engine)
-            if held and due is not None and due <= datetime.now(UTC):
+            retry = held.next_try()
+            if retry is not None and due is not None and due <= datetime.now(UTC):
                 # Only held approvals are overdue: look again when the first is due a retry.
-                first = min(held.values()) - time.monotonic()
-                due = datetime.now(UTC) + timedelta(seconds=max(first, 0.25))
+                due = datetime.now(UTC) + timedelta(seconds=max(retry, 0.25))
         except asyncio.CancelledError:
             raise
         except Exception:

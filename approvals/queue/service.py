@@ -554,43 +554,63 @@ def _conflict(row: dict[str, Any]) -> ApiError:
 EXPIRY_RETRY = 30.0  # seconds before an approval whose expiry failed is tried again
 
 
-async def expire_due(
-    log: EventLog, now: str | None = None, held: dict[str, float] | None = None
-) -> int:
+class Held:
+    """Approvals whose expiry failed, held back for ``retry`` seconds while the others
+    expire: one approval that cannot be resolved never stops the rest."""
+
+    def __init__(self, retry: float | None = None) -> None:
+        self.retry = EXPIRY_RETRY if retry is None else retry
+        self._until: dict[str, float] = {}  # approval id -> monotonic time of the next try
+
+    def hold(self, approval_id: str) -> None:
+        """Hold ``approval_id`` back until ``retry`` seconds from now."""
+        self._until[approval_id] = time.monotonic() + self.retry
+
+    def current(self) -> list[str]:
+        """The approvals still held back; those whose time has come are let go."""
+        clock = time.monotonic()
+        self._until = {a: until for a, until in self._until.items() if until > clock}
+        return list(self._until)
+
+    def next_try(self) -> float | None:
+        """Seconds until the first held approval may be tried again (None: none held)."""
+        if not self._until:
+            return None
+        return max(min(self._until.values()) - time.monotonic(), 0.0)
+
+
+async def expire_due(log: EventLog, now: str | None = None, held: Held | None = None) -> int:
     """Resolve every pending approval whose deadline has passed; return how many.
 
-    With ``held``, an approval whose expiry fails is logged and held back for
-    ``EXPIRY_RETRY`` seconds (its id -> monotonic time) while the others go on.
+    With ``held``, an approval whose expiry fails is logged and held back while the
+    others go on (and held ones are left out of the query, so they cannot crowd out
+    the rest of a batch); without it the failure is raised.
     """
     moment = now or now_iso()
-    if held:
-        clock = time.monotonic()
-        for approval_id in [a for a, until in held.items() if until <= clock]:
-            del held[approval_id]
+    skip = held.current() if held is not None else []
+    query = (
+        select(approvals_table.c.id, approvals_table.c.on_timeout)
+        .where(
+            approvals_table.c.status == "pending",
+            approvals_table.c.timeout_at.is_not(None),
+            approvals_table.c.timeout_at <= moment,
+        )
+        .order_by(approvals_table.c.timeout_at)
+        .limit(500)
+    )
+    if skip:
+        query = query.where(approvals_table.c.id.not_in(skip))
     async with log.engine.connect() as conn:
-        due = (
-            await conn.execute(
-                select(approvals_table.c.id, approvals_table.c.on_timeout)
-                .where(
-                    approvals_table.c.status == "pending",
-                    approvals_table.c.timeout_at.is_not(None),
-                    approvals_table.c.timeout_at <= moment,
-                )
-                .order_by(approvals_table.c.timeout_at)
-                .limit(500)
-            )
-        ).all()
+        due = (await conn.execute(query)).all()
     done = 0
     for approval_id, on_timeout in due:
-        if held is not None and approval_id in held:
-            continue
         try:
             done += await _expire_one(log, approval_id, on_timeout)
         except Exception:
             if held is None:
                 raise
             logger.exception("approval %s: expiring it failed; trying again later", approval_id)
-            held[approval_id] = time.monotonic() + EXPIRY_RETRY
+            held.hold(approval_id)
     return done
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Response
 from litestar.enums import MediaType
 
@@ -79,6 +79,10 @@ environment = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # A name or key a template uses that its context lacks is an error, not an empty
+    # string: a renamed field fails the tests instead of rendering as nothing. Optional
+    # values are tested with ``is defined`` or ``is mapping`` in the templates.
+    undefined=StrictUndefined,
 )
 environment.filters.update(
     ago=ago, left=left, clock=clock, pretty=pretty, markdown=markdown, web_url=web_url
@@ -89,6 +93,13 @@ environment.globals.update(
     diff=desk.diff,
     active_claim=desk.active_claim,
     token_text=token_text,
+    # What most pages may be given and many are not: the defaults here, so a template
+    # tests them plainly (``{% if error %}``) under StrictUndefined.
+    oob=False,
+    csrf=None,
+    user=None,
+    error=None,
+    nav="",
 )
 
 
