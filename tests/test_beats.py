@@ -16,6 +16,7 @@ from approvals.core.config import Settings
 from approvals.core.db import make_sync_engine, migrate, parse_url
 from approvals.main.app import create_app
 from approvals.queue import service as queue_service
+from conftest import Database
 
 
 def test_a_loop_is_stalled_when_it_stops_beating_or_ends() -> None:
@@ -116,10 +117,7 @@ def test_an_approval_that_cannot_expire_is_held_back_while_the_others_expire(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'approvals.db'}"
     migrate(parse_url(url))
-    engine = make_sync_engine(parse_url(url))
-    with engine.begin() as conn:
-        key = create_key(conn, "agent", ["events:write", "approvals:read"])
-    engine.dispose()
+    key = Database(url).key("events:write", "approvals:read", name="agent")
     monkeypatch.setattr(queue_service, "EXPIRY_RETRY", 0.5)
     real_expire_one = queue_service._expire_one
     broken: set[str] = set()
