@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from conftest import Server
 from streams import Subscription
 
@@ -25,3 +27,31 @@ def test_health_readiness_metrics_and_schema(server: Server) -> None:
         "/v1/events" in schema["paths"]
         and "/v1/approvals/{approval_id}/decision" in schema["paths"]
     )
+
+
+def test_time_to_decision_is_a_histogram_by_outcome(server: Server) -> None:
+    agent = server.db.key("events:write", "approvals:read")
+    reviewer = server.db.key("approvals:read", "approvals:resolve")
+
+    def count(metrics: str, outcome: str) -> float:
+        prefix = f'approvals_time_to_decision_seconds_count{{outcome="{outcome}"}} '
+        lines = [line for line in metrics.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    with server.client(agent) as http, server.client(reviewer) as judge:
+        before = http.get("/metrics").text
+        opened = [
+            http.post("/v1/approvals", json={"title": f"t{i}"}).json()["id"] for i in range(3)
+        ]
+        judge.post(f"/v1/approvals/{opened[0]}/decision", json={"decision": "approve"})
+        judge.post(f"/v1/approvals/{opened[1]}/decision", json={"decision": "reject"})
+        http.post(f"/v1/approvals/{opened[2]}/withdraw")
+        timed = http.post("/v1/approvals", json={"title": "soon", "timeoutSeconds": 0.2}).json()
+        for _ in range(100):
+            if http.get(f"/v1/approvals/{timed['id']}").json()["status"] == "expired":
+                break
+            time.sleep(0.05)
+        after = http.get("/metrics").text
+    for outcome in ("approved", "rejected", "withdrawn", "expired"):
+        assert count(after, outcome) - count(before, outcome) == 1, outcome
+    assert count(after, "answered") == count(before, "answered")

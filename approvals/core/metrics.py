@@ -33,6 +33,15 @@ def lag_sampled() -> bool:
     return next(_subscriptions) % LAG_SAMPLE == 0
 
 
+TIME_TO_DECISION = Histogram(
+    "approvals_time_to_decision_seconds",
+    "From an approval's opening to its resolution on this process, by outcome (approved, "
+    "rejected, answered, expired, withdrawn); policies' decisions at opening are not counted",
+    ["outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600),
+    registry=REGISTRY,
+)
+
 LOG_HEAD = Gauge("approvals_log_head", "Last position known to this process", registry=REGISTRY)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.core.clock import iso, now_iso, parse_iso
 from approvals.core.errors import ApiError, invalid, not_found
+from approvals.core.metrics import TIME_TO_DECISION
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
 from approvals.events.writer import prepared
@@ -316,7 +317,16 @@ async def decide(
         return await fetch_in(tx.conn, approval_id, full=True)
 
     # Group-committed with appends and other decisions (one thread hop on SQLite).
-    return await log.run(work, principal, confirm)
+    return observed(await log.run(work, principal, confirm))
+
+
+def observed(approval: dict[str, Any]) -> dict[str, Any]:
+    """Record a committed resolution's time to decision in ``/metrics``; return it."""
+    if approval["status"] != "pending" and approval.get("resolvedAt"):
+        waited = parse_iso(approval["resolvedAt"]) - parse_iso(approval["createdAt"])
+        seconds = waited.total_seconds()
+        TIME_TO_DECISION.labels(outcome=approval["status"]).observe(max(seconds, 0.0))
+    return approval
 
 
 async def open_one(
@@ -459,7 +469,7 @@ async def withdraw(
             raise _conflict(row)
         return await finish(tx, approval_id, None, principal, request_row=request, approval_row=row)
 
-    return await log.run(work, principal, confirm)
+    return observed(await log.run(work, principal, confirm))
 
 
 CLAIM_SECONDS = 15 * 60
@@ -620,7 +630,7 @@ async def _expire_one(log: EventLog, approval_id: str, on_timeout: str) -> int:
         if row["status"] != "pending":
             return 0  # another process, or a human, got there first
         decision = "approve" if on_timeout == "approve" else "reject"
-        await finish(
+        expired = await finish(
             tx,
             approval_id,
             decision,
@@ -629,7 +639,8 @@ async def _expire_one(log: EventLog, approval_id: str, on_timeout: str) -> int:
             request_row=request,
             approval_row=row,
         )
-        return 1
+    observed(expired)  # committed
+    return 1
 
 
 async def next_deadline(engine: AsyncEngine) -> datetime | None:
