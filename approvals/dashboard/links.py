@@ -16,6 +16,7 @@ from approvals.delivery.channels import email
 from approvals.delivery.channels.models import used_links_table
 from approvals.events.log import LogTransaction
 from approvals.queue import service
+from approvals.views import rows
 from approvals.views.render import page
 
 LABEL = {"approve": "Approve", "reject": "Reject"}
@@ -64,7 +65,7 @@ def _page(
         csrf="",
         nav="",
         link=link,
-        a=approval,
+        a=rows.approval(approval) if approval is not None else None,
         error=error,
         form=form,
         label=LABEL.get(link.decision, "") if link else "",

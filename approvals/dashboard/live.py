@@ -24,6 +24,7 @@ from approvals.events.follow import Side, connected, follow
 from approvals.events.schema import parse_position
 from approvals.http.sse import EventStream
 from approvals.queue import service
+from approvals.views import rows
 from approvals.views.render import render
 
 if TYPE_CHECKING:
@@ -58,18 +59,25 @@ class View:
         engine = self.services.engine
         if self.kind == "approval":
             approval = await service.fetch(engine, self.approval_id, full=True)
-            return render("_decision.html", a=approval, csrf=self.csrf, user=self.user, oob=True)
+            return render(
+                "_decision.html",
+                a=rows.approval(approval),
+                csrf=self.csrf,
+                user=self.user,
+                oob=True,
+            )
         if self.kind == "events":
             events = await self.services.log.tail(
                 100, upto=self.services.broker.head, where=self.where
             )
-            rows = "".join(render("_event_row.html", e=e) for e in events[::-1])
-            return f'<div id="events" hx-swap-oob="innerHTML">{rows}</div>'
+            html = "".join(render("_event_row.html", e=e) for e in rows.events(events[::-1]))
+            return f'<div id="events" hx-swap-oob="innerHTML">{html}</div>'
         approvals = await queries.pending(engine, self.filters)
-        rows = "".join(
-            render("_approval_row.html", a=a, csrf=self.csrf, user=self.user) for a in approvals
+        html = "".join(
+            render("_approval_row.html", a=a, csrf=self.csrf, user=self.user)
+            for a in rows.approvals(approvals)
         )
-        return f'<div id="inbox" hx-swap-oob="innerHTML">{rows}</div>'
+        return f'<div id="inbox" hx-swap-oob="innerHTML">{html}</div>'
 
     def presence(self) -> str:
         """Who else has this request page open (an out-of-band fragment)."""
@@ -82,7 +90,7 @@ class View:
         if self.kind == "events":
             if not self.where.matches(event):
                 return ""
-            row = render("_event_row.html", e=event)
+            row = render("_event_row.html", e=rows.event(event))
             return f'<div hx-swap-oob="afterbegin:#events">{row}</div>'
         approval_id = event.get("approvalId")
         if not approval_id:
@@ -92,21 +100,32 @@ class View:
                 return ""
             if event["type"] in CLAIM_EVENTS:
                 approval = await service.fetch(engine, approval_id)
-                return render("_claim.html", a=approval, csrf=self.csrf, user=self.user, oob=True)
+                return render(
+                    "_claim.html",
+                    a=rows.approval(approval),
+                    csrf=self.csrf,
+                    user=self.user,
+                    oob=True,
+                )
             if event["type"] not in APPROVAL_EVENTS:
                 return ""
             approval = await service.fetch(engine, approval_id, full=True)
-            return render("_decision.html", a=approval, csrf=self.csrf, user=self.user, oob=True)
+            return render(
+                "_decision.html",
+                a=rows.approval(approval),
+                csrf=self.csrf,
+                user=self.user,
+                oob=True,
+            )
         if event["type"] in ("approval.resolved", "approval.expired"):
             return f'<div id="approval-{approval_id}" hx-swap-oob="delete"></div>'
         approval = await service.fetch(engine, approval_id)
         if approval["status"] != "pending" or not queries.matches(approval, self.filters):
             return ""
-        row = render("_approval_row.html", a=approval, csrf=self.csrf, user=self.user)
+        view = rows.approval(approval)
+        row = render("_approval_row.html", a=view, csrf=self.csrf, user=self.user)
         if event["type"] == "approval.vote" or event["type"] in CLAIM_EVENTS:
-            return render(
-                "_approval_row.html", a=approval, csrf=self.csrf, user=self.user, oob=True
-            )
+            return render("_approval_row.html", a=view, csrf=self.csrf, user=self.user, oob=True)
         return f'<div hx-swap-oob="afterbegin:#inbox">{row}</div>'
 
     def describe(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from approvals.delivery.worker import endpoint_status
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.mcp import elicitation
 from approvals.queue import policy, service
-from approvals.views import desk
+from approvals.views import desk, rows
 from approvals.views.render import page, render
 
 HISTORY_FILTERS = ("status", "reviewer", "agent", "since", "until")
@@ -208,13 +208,13 @@ async def inbox(request: Request[Any, Any, Any]) -> Response[Any]:
     engine = request.app.state.services.engine
     since = request.app.state.services.broker.head  # the live stream picks up after this
     filters = queries.inbox_filters(request.query_params)
-    rows = await queries.pending(engine, filters)
+    pending = await queries.pending(engine, filters)
     return page(
         "inbox.html",
         user=current.user,
         csrf=current.csrf,
         since=since,
-        approvals=rows,
+        approvals=rows.approvals(pending),
         filters=filters,
         query=urlencode({k: v for k, v in filters.items() if v}),
         facets=await queries.facets(engine),
@@ -245,15 +245,16 @@ async def approval_page(
         )
     items = await queries.timeline(engine, approval)
     rule = await queries.policy(engine, approval["policyId"])
+    view = rows.approval(approval)
     return page(
         "approval.html",
         user=current.user,
         csrf=current.csrf,
         since=since,
-        a=approval,
+        a=view,
         timeline=items,
         notices=await queries.notifications(engine, approval_id),
-        why=desk.why(approval, rule),
+        why=desk.why(view, rule),
         deliveries=await queries.deliveries(engine, approval),
         nav="inbox",
     )
@@ -271,7 +272,7 @@ async def panel(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> 
 
 
 def _panel(approval: dict[str, Any], current: session.Session, inbox: bool, **extra: Any) -> str:
-    context = {"a": approval, "csrf": current.csrf, "user": current.user, **extra}
+    context = {"a": rows.approval(approval), "csrf": current.csrf, "user": current.user, **extra}
     if not inbox:
         return render("_decision.html", **context)
     if approval["status"] == "pending" and not extra.get("error"):
@@ -385,7 +386,7 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
     if step is not None:
         html = render(
             "_step.html",
-            a=approval,
+            a=rows.approval(approval),
             csrf=current.csrf,
             view="inbox" if inbox else "page",
             step=step,
@@ -410,12 +411,12 @@ async def history_page(request: Request[Any, Any, Any]) -> Response[Any]:
     filters = {k: request.query_params.get(k, "").strip() for k in HISTORY_FILTERS}
     if filters["status"] not in ("", *HISTORY_STATUSES):
         filters["status"] = ""
-    rows = await queries.history(request.app.state.services.engine, filters)
+    resolved = await queries.history(request.app.state.services.engine, filters)
     return page(
         "history.html",
         user=current.user,
         csrf=current.csrf,
-        approvals=rows,
+        approvals=rows.approvals(resolved),
         filters=filters,
         statuses=HISTORY_STATUSES,
         nav="history",
@@ -439,7 +440,7 @@ async def events_page(request: Request[Any, Any, Any]) -> Response[Any]:
         user=current.user,
         csrf=current.csrf,
         since=since,
-        events=events[::-1],
+        events=rows.events(events[::-1]),
         filters=params,
         query=query,
         nav="events",
@@ -474,7 +475,7 @@ async def audit_page(request: Request[Any, Any, Any]) -> Response[Any]:
         "audit.html",
         user=current.user,
         csrf=current.csrf,
-        events=events[::-1],
+        events=rows.events(events[::-1]),
         wanted=wanted,
         nav="audit",
     )
@@ -533,7 +534,11 @@ async def claim(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> 
         return Redirect(f"/approvals/{approval_id}", status_code=303)
     approval = await service.fetch(services.engine, approval_id)
     html = render(
-        "_claim.html", a=approval, csrf=current.csrf, user=current.user, claim_error=error
+        "_claim.html",
+        a=rows.approval(approval),
+        csrf=current.csrf,
+        user=current.user,
+        claim_error=error,
     )
     return Response(html, media_type="text/html")
 
@@ -562,7 +567,8 @@ async def batch(request: Request[Any, Any, Any]) -> Response[Any]:
             except ApiError:
                 continue
         return Response(
-            render("_batch.html", step=True, chosen=chosen, **context), media_type="text/html"
+            render("_batch.html", step=True, chosen=rows.approvals(chosen), **context),
+            media_type="text/html",
         )
     results = []
     for approval_id in ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -10,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from approvals.delivery.outbox import deliveries_table, endpoints_table
 from approvals.delivery.worker import attempts_table
 from approvals.events.log import events_table
-from approvals.events.schema import to_json
+from approvals.events.schema import EventOut, to_json
 from approvals.queue.service import approval_json, approvals_table, policies_table
+from approvals.views import rows
 from approvals.views.render import token_text
 
 TIMELINE_LIMIT = 300
@@ -111,13 +113,22 @@ async def history(engine: AsyncEngine, filters: dict[str, str], limit: int = 200
         return [approval_json(row) for row in (await conn.execute(query)).mappings()]
 
 
-async def timeline(engine: AsyncEngine, approval: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass
+class Moment:
+    """One line of a request's run context: an event, or consecutive tokens as text."""
+
+    kind: str  # "event" or "text"
+    event: EventOut
+    text: str = ""
+
+
+async def timeline(engine: AsyncEngine, approval: dict[str, Any]) -> list[Moment]:
     """The run's events before the request, with consecutive tokens joined into text."""
     if not approval.get("runId"):
         return []
     request_id = int(approval["requestEventId"])
     async with engine.connect() as conn:
-        rows = (
+        found = (
             await conn.execute(
                 select(events_table)
                 .where(events_table.c.run_id == approval["runId"], events_table.c.id < request_id)
@@ -125,17 +136,17 @@ async def timeline(engine: AsyncEngine, approval: dict[str, Any]) -> list[dict[s
                 .limit(TIMELINE_LIMIT)
             )
         ).mappings()
-        events = [to_json(row) for row in rows][::-1]
-    items: list[dict[str, Any]] = []
+        events = rows.events(to_json(row) for row in found)[::-1]
+    items: list[Moment] = []
     for event in events:
-        if event["type"] == "token":
+        if event.type == "token":
             text = token_text(event)
-            if items and items[-1]["kind"] == "text":
-                items[-1]["text"] += text
+            if items and items[-1].kind == "text":
+                items[-1].text += text
                 continue
-            items.append({"kind": "text", "text": text, "event": event})
+            items.append(Moment("text", event, text))
         else:
-            items.append({"kind": "event", "event": event})
+            items.append(Moment("event", event))
     return items
 
 

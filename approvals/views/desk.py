@@ -10,6 +10,7 @@ from typing import Any
 
 from approvals.core.clock import parse_iso
 from approvals.queue import policy
+from approvals.queue.schema import ApprovalOut
 
 INT = re.compile(r"-?\d+")
 
@@ -39,30 +40,30 @@ class Desk:
         return self.refusal is None and decision in self.allowed
 
 
-def active_claim(a: dict[str, Any], now: datetime | None = None) -> str | None:
+def active_claim(a: ApprovalOut, now: datetime | None = None) -> str | None:
     """Who holds the request's claim, unless it expired."""
-    until = a.get("claimedUntil")
-    if not a.get("claimedBy") or not until:
+    until = a.claimed_until
+    if not a.claimed_by or not until:
         return None
     if parse_iso(until) <= (now or datetime.now(UTC)):
         return None
-    return str(a["claimedBy"])
+    return a.claimed_by
 
 
-def desk(a: dict[str, Any], user: str | None) -> Desk:
+def desk(a: ApprovalOut, user: str | None) -> Desk:
     """What ``user`` sees of approval ``a``: the decisions offered, or why none are."""
-    voters = tuple(v["by"] for v in a.get("votes") or [])
+    voters = tuple(v.by for v in a.votes)
     reason = policy.refusal(
         principal=user or "",
-        requested_by=a.get("requestedBy"),
-        allow_self_approval=bool(a.get("allowSelfApproval")),
-        reviewers=a.get("reviewers"),
+        requested_by=a.requested_by,
+        allow_self_approval=a.allow_self_approval,
+        reviewers=a.reviewers,
     )
     if user is None:
         reason = "sign in to decide"
-    reviewers = a.get("reviewers")
-    requester = a.get("requestedBy")
-    self_ok = bool(a.get("allowSelfApproval"))
+    reviewers = a.reviewers
+    requester = a.requested_by
+    self_ok = a.allow_self_approval
     if reviewers:
         left = [r for r in reviewers if r not in voters and (self_ok or r != requester)]
         still = ", ".join(left) if left else "nobody else"
@@ -72,20 +73,20 @@ def desk(a: dict[str, Any], user: str | None) -> Desk:
         still = "any reviewer"
     claimed = active_claim(a)
     return Desk(
-        allowed=tuple(a.get("allowedDecisions") or policy.DECISIONS),
+        allowed=tuple(a.allowed_decisions or policy.DECISIONS),
         refusal=reason,
         voted=user in voters,
         voters=voters,
-        needed=int(a.get("minApprovals") or 1),
+        needed=a.min_approvals or 1,
         still=still,
         claimed_by=claimed,
         mine=claimed is not None and claimed == user,
     )
 
 
-def why(a: dict[str, Any], rule: dict[str, Any] | None) -> str:
+def why(a: ApprovalOut, rule: dict[str, Any] | None) -> str:
     """Which policy governs the request and why it needed a human."""
-    if not a.get("policyId"):
+    if not a.policy_id:
         return (
             "No policy matches this agent and tool, so by default one reviewer decides "
             "(an auto-approve or deny policy would have decided without a human)."
@@ -96,20 +97,16 @@ def why(a: dict[str, Any], rule: dict[str, Any] | None) -> str:
         parts = [f"tool {rule['tool']}" if rule.get("tool") else "",
                  f"agent {rule['agentId']}" if rule.get("agentId") else ""]  # fmt: skip
         scope = " and ".join(p for p in parts if p) or "every request"
-    needs = [
-        f"{a['minApprovals']} distinct approvals"
-        if a.get("minApprovals", 1) > 1
-        else "one approval"
-    ]
-    if a.get("reviewers"):
-        needs.append(f"from {', '.join(a['reviewers'])}")
-    if a.get("requireReason"):
+    needs = [f"{a.min_approvals} distinct approvals" if a.min_approvals > 1 else "one approval"]
+    if a.reviewers:
+        needs.append(f"from {', '.join(a.reviewers)}")
+    if a.require_reason:
         needs.append("a reason to reject")
-    if a.get("requireReasonOnApprove"):
+    if a.require_reason_on_approve:
         needs.append("a reason to approve")
-    if a.get("confirm"):
+    if a.confirm:
         needs.append("a confirmation step before approving")
-    return f"Policy {a['policyId']} ({scope}) requires a human: {', '.join(needs)}."
+    return f"Policy {a.policy_id} ({scope}) requires a human: {', '.join(needs)}."
 
 
 def kind(value: Any) -> str:

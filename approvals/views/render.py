@@ -13,17 +13,18 @@ from litestar import Response
 from litestar.enums import MediaType
 
 from approvals.core.clock import parse_iso
+from approvals.events.schema import EventOut
 from approvals.views import desk
 from approvals.views.markdown import markdown
 
 
-def token_text(event: dict[str, Any]) -> str:
+def token_text(event: EventOut) -> str:
     """The text a token event carries (``detail.delta``, ``text`` or ``content``, or its title)."""
-    detail = event.get("detail") or {}
+    detail = event.detail or {}
     for key in ("delta", "text", "content", "token"):
         if isinstance(detail.get(key), str):
             return str(detail[key])
-    return str(event.get("title") or "")
+    return event.title or ""
 
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # approvals/templates

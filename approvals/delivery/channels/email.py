@@ -12,6 +12,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from approvals.core.config import Settings
 from approvals.delivery.channels.slack import arguments_text, page_url
+from approvals.views import rows
 from approvals.views.render import render
 
 LINK_MAX_AGE = 30 * 24 * 3600  # a backstop; a link also dies when its approval resolves
@@ -66,7 +67,7 @@ def message(
     """The text and HTML email about one approval (agent text escaped in the HTML)."""
     arguments, cut = arguments_text(approval["arguments"], limit=4000)
     context = {
-        "a": approval,
+        "a": rows.approval(approval),
         "arguments": arguments,
         "cut": cut,
         "page": page_url(settings, approval["id"]),
