@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ def test_an_approval_that_cannot_expire_is_held_back_while_the_others_expire(
         # (The times are taken when each try happens, so a slow test never reads a
         # late observation as a short gap.)
         until(lambda: len(tries) >= 3)
-        gaps = [later - earlier for earlier, later in zip(tries, tries[1:])]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
         assert min(gaps) >= 0.45, gaps
         # Mended, it expires on its next try.
         broken.clear()
