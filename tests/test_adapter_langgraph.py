@@ -150,7 +150,9 @@ def test_parallel_interrupts_each_get_their_own_approval(agent: Agent) -> None:
     assert len(decided) == 2
 
 
-def test_a_retried_resume_reuses_the_open_approvals(agent: Agent) -> None:
+def test_a_retried_resume_reuses_the_open_approvals_and_runs_nothing_twice(
+    agent: Agent,
+) -> None:
     from approvals.client.langgraph import resume_command
 
     client = agent.client()
@@ -162,7 +164,9 @@ def test_a_retried_resume_reuses_the_open_approvals(agent: Agent) -> None:
     first = resume_command(client, interrupts, timeout=WAIT)
     reviewer.join(WAIT)
     second = resume_command(client, interrupts, timeout=WAIT)
-    assert first.resume == second.resume
     assert agent.server.db.scalar("SELECT count(*) FROM approvals") == 1
-    assert graph.invoke(second, config)["log"] == ["post_ads 5"]
+    # The first resume recorded the execution receipt: a retry of it runs nothing.
+    (answer,) = second.resume.values()
+    assert answer["type"] == "response" and "already executed" in answer["args"]
+    assert graph.invoke(first, config)["log"] == ["post_ads 5"]
     client.close()

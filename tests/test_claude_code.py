@@ -296,6 +296,21 @@ def test_a_retried_hook_gets_the_same_approval(server: Server, transport: str) -
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_allowed_call_is_allowed_once(server: Server, transport: str) -> None:
+    agent = make_agent(server)
+    first = Call(transport, server, agent.key, BASH).start()
+    (pending,) = agent.pending()
+    agent.decide(pending["id"], decision="approve")
+    assert hook_json(first.result()[0])["permissionDecision"] == "allow"
+    # The hook recorded the execution receipt: the same tool_use_id again is denied.
+    again = hook_json(Call(transport, server, agent.key, copy.deepcopy(BASH)).start().result()[0])
+    assert again["permissionDecision"] == "deny"
+    assert "already executed" in again["permissionDecisionReason"]
+    (approval,) = approvals_of(agent)
+    assert approval["execution"] is not None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_policies_answer_at_once(server: Server, transport: str) -> None:
     agent = make_agent(server)
     with server.client(agent.key) as http:

@@ -143,6 +143,10 @@ def test_a_gated_call_waits_for_a_reviewer_and_runs_with_the_edited_arguments(
     assert approval["arguments"] == {"path": "plan.txt", "content": "agent's plan\n"}
     detail = full(agent, approval["id"])["request"]["detail"]
     assert detail["mcp"] == {"server": "files", "version": "1.0.0", "method": "tools/call"}
+    # The gate recorded the receipt of the edited call before it ran it.
+    execution = approval["execution"]
+    assert execution is not None and execution["by"] == "agent"
+    assert execution["argumentsDigest"] == approval["argumentsDigest"]
 
 
 def test_a_rejected_call_returns_an_error_with_the_reason(server: Server, files: Path) -> None:

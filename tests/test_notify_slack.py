@@ -153,8 +153,9 @@ def test_message_content_is_escaped_and_carries_buttons(
     assert f"{PUBLIC}/approvals/{opened['id']}" in text
     assert "truncated" in text and "x" * 4000 not in text
     actions = next(b for b in call.body["blocks"] if b["type"] == "actions")
+    # Approve carries the digest of the arguments the message shows (stale if changed).
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
-        ("approve", opened["id"]),
+        ("approve", f"{opened['id']}|{opened['argumentsDigest']}"),
         ("reject", opened["id"]),
     ]
     assert slack.of("chat.postMessage", where=lambda c: c.body["channel"] == "C0ELSEWHERE") == []

@@ -130,6 +130,8 @@ class AsyncApprovals(BaseApprovals[httpx.AsyncBaseTransport]):
     get_approval = awaitable(core.get_approval)
     decide = awaitable(core.decide)
     withdraw = awaitable(core.withdraw)
+    record_execution = awaitable(core.record_execution)
+    executable = awaitable(core.executable)
     pending = awaitable(core.pending)
 
     def inbox(self, **filters: Any) -> AsyncInbox:

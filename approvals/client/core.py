@@ -12,6 +12,7 @@ drive them: with ``httpx.Client`` and ``time.sleep``, or ``httpx.AsyncClient`` a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -27,7 +28,7 @@ from httpx_sse import ServerSentEvent
 from approvals.client import context
 from approvals.client.calls import Call, Title, outcome
 from approvals.client.context import RunIds
-from approvals.client.decision import ApprovalsError, Decision
+from approvals.client.decision import NOT_EXECUTABLE, ApprovalsError, Decision
 from approvals.client.emitter import TaskEmitter, ThreadEmitter
 from approvals.client.transport import (
     LONG_POLL,
@@ -39,6 +40,7 @@ from approvals.client.transport import (
     settings,
     transport_error,
 )
+from approvals.digest import approved_arguments, arguments_digest
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -260,14 +262,53 @@ def decide(
     comment: str | None = None,
     answer: str | None = None,
     arguments: dict[str, Any] | None = None,
+    arguments_digest: str | None = None,
 ) -> Op[Decision]:
-    """Approve, reject or answer an approval (needs ``approvals:resolve``)."""
+    """Approve, reject or answer an approval (needs ``approvals:resolve``). With
+    ``arguments_digest`` (the ``argumentsDigest`` the reviewer was shown), a change of
+    the arguments since is refused (``ApprovalsError`` 409 ``stale``)."""
     body: dict[str, Any] = {"decision": decision}
-    for name, value in (("comment", comment), ("answer", answer), ("arguments", arguments)):
+    for name, value in (
+        ("comment", comment),
+        ("answer", answer),
+        ("arguments", arguments),
+        ("argumentsDigest", arguments_digest),
+    ):
         if value is not None:
             body[name] = value
     path = f"/v1/approvals/{approval_id}/decision"
     return Decision.from_json((yield from call(Request("POST", path, json=body), retry=False)))
+
+
+def record_execution(
+    client: BaseApprovals, /, approval_id: str, arguments: dict[str, Any] | None
+) -> Op[Decision]:
+    """Record that the approved call runs now with ``arguments`` (send it just before
+    running): the service answers once; a second time, or for arguments other than the
+    approved ones, it refuses with ``ApprovalsError`` (409 ``already_executed``,
+    ``stale`` or ``not_approved``) and the call must not run."""
+    path = f"/v1/approvals/{approval_id}/execution"
+    body = {"argumentsDigest": arguments_digest(arguments)}
+    return Decision.from_json((yield from call(Request("POST", path, json=body))))
+
+
+def executable(client: BaseApprovals, /, decision: Decision) -> Op[Decision]:
+    """``decision`` once its execution receipt is recorded (an adapter calls this just
+    before its framework runs an approved tool with ``decision.arguments``). When the
+    service refuses the receipt (the call already ran, or its arguments changed), the
+    decision comes back as ``not_executable`` with the service's reason in ``comment``,
+    and the tool must not run. Other decisions come back unchanged."""
+    if not decision.approved:
+        return decision
+    try:
+        yield from record_execution(client, decision.approval_id, decision.arguments)
+    except ApprovalsError as exc:
+        if exc.status != 409:
+            raise
+        return dataclasses.replace(
+            decision, status=NOT_EXECUTABLE, approved=False, comment=exc.message
+        )
+    return decision
 
 
 def withdraw(client: BaseApprovals, /, approval_id: str) -> Op[Decision]:
@@ -465,7 +506,13 @@ class BaseApprovals(Generic[Transport]):
                 key=call.title(key) if key is not None else None,
             )
             outcome(decision, on_timeout)
-            return call.approved_call(decision)
+            approved = call.approved_call(decision)
+            # The receipt before the run: a retried or restarted process that asks again
+            # (with ``key``) finds the approval executed and does not run the call twice.
+            yield from record_execution(
+                self, decision.approval_id, approved_arguments(call.arguments, decision.edits)
+            )
+            return approved
 
         def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
             return self._guard(func, functools.partial(ask, func))

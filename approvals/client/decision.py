@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from approvals.digest import approved_arguments
+
 PENDING = "pending"
+# An approved decision whose execution receipt the service refused: the call must not run.
+NOT_EXECUTABLE = "not_executable"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,12 @@ class Decision:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def edits(self) -> dict[str, Any] | None:
+        """A reviewer's edits of the arguments, by name (None when none were made)."""
+        edited = self.raw.get("editedArguments")
+        return edited if isinstance(edited, dict) else None
+
+    @property
     def pending(self) -> bool:
         """True while no one has decided and the approval has not expired."""
         return self.status == PENDING
@@ -34,8 +44,7 @@ class Decision:
     def from_json(cls, body: dict[str, Any]) -> Decision:
         """Read the JSON of ``GET /v1/approvals/{id}``."""
         edited = body.get("editedArguments")
-        original = body.get("arguments")
-        arguments = {**(original or {}), **edited} if isinstance(edited, dict) else original
+        arguments = approved_arguments(body.get("arguments"), edited)
         return cls(
             approval_id=body["id"],
             status=body["status"],

@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.types import Command, Interrupt
 
 from approvals.client.aio import AsyncApprovals
-from approvals.client.decision import Decision
+from approvals.client.decision import NOT_EXECUTABLE, Decision
 from approvals.client.sync import Approvals
 
 DEFAULTS = {"allow_accept": True, "allow_ignore": True, "allow_respond": False, "allow_edit": False}
@@ -71,6 +71,8 @@ def human_response(request: dict[str, Any], decision: Decision, on_timeout: str)
     approved = decision.approved or (decision.pending and on_timeout == "approve")
     if decision.status == "answered":
         return {"type": "response", "args": decision.answer}
+    if decision.status == NOT_EXECUTABLE:
+        return {"type": "response", "args": f"Not run: {decision.comment}"}
     if approved:
         if config["allow_edit"] and (decision.edited or not config["allow_accept"]):
             return {
@@ -120,7 +122,7 @@ def resume_command(
         responses = []
         for request, decision in pending:
             final = decision if not decision.pending else client.wait(decision.approval_id, timeout)
-            responses.append(human_response(request, final, on_timeout))
+            responses.append(human_response(request, client.executable(final), on_timeout))
         resume[interrupt.id] = responses if isinstance(interrupt.value, list) else responses[0]
     return Command(resume=resume)
 
@@ -158,7 +160,7 @@ async def aresume_command(
                 if not decision.pending
                 else await client.wait(decision.approval_id, timeout)
             )
-            responses.append(human_response(request, final, on_timeout))
+            responses.append(human_response(request, await client.executable(final), on_timeout))
         resume[interrupt.id] = responses if isinstance(interrupt.value, list) else responses[0]
     return Command(resume=resume)
 

@@ -25,7 +25,7 @@ from agents.result import RunResult
 from agents.run_state import RunState
 
 from approvals.client.aio import AsyncApprovals
-from approvals.client.decision import Decision
+from approvals.client.decision import NOT_EXECUTABLE, Decision
 from approvals.client.sync import Approvals
 
 
@@ -60,6 +60,8 @@ def approval_fields(item: ToolApprovalItem, scope: str | None = None) -> dict[st
 
 def rejection_message(decision: Decision) -> str:
     """What the model reads when a call is not approved."""
+    if decision.status == NOT_EXECUTABLE:
+        return f"Not run: {decision.comment}"
     if decision.status == "answered":
         return f"The reviewer did not run this tool and answered: {decision.answer}"
     if decision.status == "rejected":
@@ -105,7 +107,7 @@ def resolve_sync(
     ]
     for item, decision in opened:
         final = decision if not decision.pending else client.wait(decision.approval_id, timeout)
-        apply(state, item, final, on_timeout)
+        apply(state, item, client.executable(final), on_timeout)
     return state
 
 
@@ -133,7 +135,7 @@ async def resolve(
         final = (
             decision if not decision.pending else await client.wait(decision.approval_id, timeout)
         )
-        apply(state, item, final, on_timeout)
+        apply(state, item, await client.executable(final), on_timeout)
     return state
 
 

@@ -17,7 +17,7 @@ from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, ToolAp
 from pydantic_ai.messages import ToolCallPart
 
 from approvals.client.aio import AsyncApprovals
-from approvals.client.decision import Decision
+from approvals.client.decision import NOT_EXECUTABLE, Decision
 from approvals.client.sync import Approvals
 
 
@@ -49,6 +49,8 @@ def tool_result(decision: Decision, on_timeout: str) -> ToolApproved | ToolDenie
     """The deferred tool result of a decision."""
     if decision.approved or (decision.pending and on_timeout == "approve"):
         return ToolApproved(override_args=decision.arguments if decision.edited else None)
+    if decision.status == NOT_EXECUTABLE:
+        return ToolDenied(f"Not run: {decision.comment}")
     if decision.status == "answered":
         return ToolDenied(f"The reviewer did not run this tool and answered: {decision.answer}")
     if decision.status == "rejected":
@@ -93,7 +95,7 @@ def resolve_sync(
         for call in requests.approvals
     ]
     decided = [
-        (call_id, d if not d.pending else client.wait(d.approval_id, timeout))
+        (call_id, client.executable(d if not d.pending else client.wait(d.approval_id, timeout)))
         for call_id, d in opened
     ]
     return _results(requests, decided, on_timeout)
@@ -121,7 +123,12 @@ async def resolve(
         )
         opened.append((call.tool_call_id, decision))
     decided = [
-        (call_id, d if not d.pending else await client.wait(d.approval_id, timeout))
+        (
+            call_id,
+            await client.executable(
+                d if not d.pending else await client.wait(d.approval_id, timeout)
+            ),
+        )
         for call_id, d in opened
     ]
     return _results(requests, decided, on_timeout)

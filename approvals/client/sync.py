@@ -90,6 +90,8 @@ class Approvals(BaseApprovals[httpx.BaseTransport]):
     get_approval = blocking(core.get_approval)
     decide = blocking(core.decide)
     withdraw = blocking(core.withdraw)
+    record_execution = blocking(core.record_execution)
+    executable = blocking(core.executable)
     pending = blocking(core.pending)
 
     def inbox(self, **filters: Any) -> Inbox:

@@ -101,7 +101,7 @@ async def email_link_decide(request: Request[Any, Any, Any], token: FromPath[str
             )
         )
 
-    values = {"decision": link.decision, "comment": comment}
+    values = {"decision": link.decision, "comment": comment, "arguments_digest": link.digest}
     try:
         await service.decide(services.log, link.approval_id, link.user, values, also=used)
     except IntegrityError:

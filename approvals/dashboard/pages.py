@@ -19,6 +19,7 @@ from approvals.dashboard import admit, queries
 from approvals.dashboard.admit import change
 from approvals.delivery.deliveries import requeue
 from approvals.delivery.worker import endpoint_status
+from approvals.digest import approved_arguments
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.mcp import elicitation
 from approvals.queue import policy, service
@@ -281,7 +282,9 @@ def _panel(approval: dict[str, Any], current: session.Session, inbox: bool, **ex
 
 
 def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.Edit | None]:
-    """The arguments to approve with (None: unchanged) and the form's edit when it has errors."""
+    """The arguments to approve with (None: unchanged) and the form's edit when it has errors.
+    The form shows the arguments as they stand (earlier votes' edits laid over them)."""
+    shown = approved_arguments(approval["arguments"], approval["editedArguments"])
     if form.get("arguments", "").strip():
         try:
             arguments = json.loads(form["arguments"])
@@ -289,14 +292,14 @@ def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.E
             raise ApiError(422, "invalid", "The edited arguments are not valid JSON.") from exc
         if not isinstance(arguments, dict):
             raise ApiError(422, "invalid", "The edited arguments must be a JSON object.")
-    elif form.get("edit") and isinstance(approval["arguments"], dict):
-        edit = desk.read_form(form, approval["arguments"])
+    elif form.get("edit") and isinstance(shown, dict):
+        edit = desk.read_form(form, shown)
         if edit.errors:
             return None, edit
         arguments = edit.arguments
     else:
         return None, None
-    return (None if arguments == approval["arguments"] else arguments), None
+    return (None if arguments == shown else arguments), None
 
 
 def _elicited(
@@ -317,6 +320,12 @@ def _elicited(
     else:
         content, errors = elicitation.from_answer(fields, form.get("answer", ""))
     return (None if errors else elicitation.answer_text(content)), errors
+
+
+STALE = (
+    "The arguments changed while you were looking (another reviewer edited them): "
+    "nothing was decided. Check them below and decide again."
+)
 
 
 @change("/approvals/{approval_id:str}/decide", status_code=200)
@@ -372,12 +381,14 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
                 "comment": comment,
                 "answer": answer_text if decision == "answer" else None,
                 "arguments": arguments,
+                # What the page showed: a change since then is refused as stale.
+                "arguments_digest": form.get("arguments_digest") or None,
             }
             await service.decide(services.log, approval_id, current.user, values)
     except ApiError as exc:
         if exc.status == 404:
             raise
-        extra.update(error=exc.message)
+        extra.update(error=STALE if exc.code == "stale" else exc.message)
         status = exc.status
     else:
         status = 200

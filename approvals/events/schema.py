@@ -10,6 +10,7 @@ import msgspec
 from approvals.core.clock import iso, parse_iso
 from approvals.core.contract import Body, Out, convert
 from approvals.core.errors import ApiError, invalid
+from approvals.digest import unsignable
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[
@@ -154,6 +155,8 @@ def check_request_detail(detail: dict[str, Any] | None, where: str) -> None:
             f"{where}.detail.arguments",
             "must be a JSON object (the tool's arguments by name) or null",
         )
+    if arguments is not None and (reason := unsignable(arguments)):
+        raise invalid(f"{where}.detail.arguments", reason)
 
 
 def parse_batch(raw: Any) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.get_approval,
         queue.decide,
         queue.withdraw,
+        queue.record_execution,
         hooks.claude_code,
         queue.decide_many,
         queue.create_policy,

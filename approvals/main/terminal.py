@@ -121,6 +121,8 @@ def show(id: Id, url: Url = None, key: Key = None) -> None:
         ("decided at", body.get("resolvedAt")),
         ("comment", body.get("comment")),
         ("answer", body.get("answer")),
+        ("digest", body.get("argumentsDigest")),
+        ("executed at", (body.get("execution") or {}).get("at")),
     ]
     for label, value in lines:
         if value is not None:
@@ -143,6 +145,15 @@ def _decide(url: str | None, key: str | None, approval_id: str, decision: str, *
     typer.echo(f"{result.approval_id} {result.status} by {result.resolved_by}")
 
 
+Digest = Annotated[
+    str | None,
+    typer.Option(
+        help="The digest `approvals show` printed: when the arguments changed since, "
+        "nothing is decided (stale)."
+    ),
+]
+
+
 def approve(
     id: Id,
     url: Url = None,
@@ -151,6 +162,7 @@ def approve(
     arguments: Annotated[
         str | None, typer.Option(help="Edited arguments as a JSON object, e.g. '{\"count\": 2}'.")
     ] = None,
+    digest: Digest = None,
 ) -> None:
     """Approve an approval, optionally with edited arguments."""
     edited = None
@@ -163,7 +175,7 @@ def approve(
         if not isinstance(edited, dict):
             typer.echo("error: --arguments must be a JSON object", err=True)
             raise typer.Exit(2)
-    _decide(url, key, id, "approve", comment=comment, arguments=edited)
+    _decide(url, key, id, "approve", comment=comment, arguments=edited, arguments_digest=digest)
 
 
 def reject(
@@ -171,9 +183,10 @@ def reject(
     reason: Annotated[str, typer.Option("--reason", help="Why; the agent receives it.")],
     url: Url = None,
     key: Key = None,
+    digest: Digest = None,
 ) -> None:
     """Reject an approval with a reason."""
-    _decide(url, key, id, "reject", comment=reason)
+    _decide(url, key, id, "reject", comment=reason, arguments_digest=digest)
 
 
 def answer(

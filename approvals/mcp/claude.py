@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from approvals.client import ApprovalsError, AsyncApprovals, Decision
+from approvals.digest import approved_arguments
 
 AGENT_ID = "claude-code"
 SOURCE = "claude-code"
@@ -256,4 +257,21 @@ async def run(
     except TimeoutError:
         problem = f"the approvals service at {client.url} did not answer within {timeout:g} s"
         return deny(f"Not run: {problem}"), problem
+    if decision.approved:
+        try:
+            # The receipt before Claude Code runs the call: a retried hook with the same
+            # tool_use_id finds the approval executed and is denied.
+            await client.record_execution(decision.approval_id, executed(decision, call.arguments))
+        except ApprovalsError as exc:
+            return deny(not_executable(decision, exc)), str(exc)
     return answer(decision, call.arguments, timeout), None
+
+
+def executed(decision: Decision, original: dict[str, Any]) -> dict[str, Any]:
+    """The input Claude Code runs once allowed: the call's, with a reviewer's edits."""
+    return approved_arguments(original, decision.edits) or {}
+
+
+def not_executable(decision: Decision, problem: object) -> str:
+    """The deny reason when an approved call's execution receipt is refused."""
+    return f"Not run: approval {decision.approval_id} cannot run this call again ({problem})"

@@ -44,6 +44,7 @@ from approvals import __version__
 from approvals.client import ApprovalsError, AsyncApprovals, Decision
 from approvals.client import core as sdk
 from approvals.client.transport import KEY_SETTING, URL_SETTING, approval_body
+from approvals.digest import approved_arguments
 from approvals.mcp import elicitation
 from approvals.mcp.stdio import pipes
 
@@ -97,12 +98,6 @@ def refusal(decision: Decision, tool: str) -> str:
             f"(approval {decision.approval_id} expired)."
         )
     return f"Not run: the approval of this call of {tool} ended as {decision.status}."
-
-
-def approved_arguments(decision: Decision, original: dict[str, Any]) -> dict[str, Any]:
-    """The call's arguments as approved: the original ones with a reviewer's edits over them."""
-    edited = decision.raw.get("editedArguments")
-    return {**original, **edited} if isinstance(edited, dict) else original
 
 
 def elicit_result(decision: Decision, form: list[elicitation.Field]) -> types.ElicitResult:
@@ -458,9 +453,16 @@ class Gate:
                 return _failure(self.unreachable(f"{params.name} needs a human's approval", exc))
             if not decision.approved:
                 return _failure(refusal(decision, params.name))
-            params = params.model_copy(
-                update={"arguments": approved_arguments(decision, arguments)}
-            )
+            approved = approved_arguments(arguments, decision.edits) or {}
+            try:
+                # The receipt before the call: an approval runs its call once.
+                await self.approvals.record_execution(decision.approval_id, approved)
+            except ApprovalsError as exc:
+                return _failure(
+                    f"Not run: the approval {decision.approval_id} of this call of "
+                    f"{params.name} cannot be executed: {exc}"
+                )
+            params = params.model_copy(update={"arguments": approved})
         request = types.CallToolRequest(
             params=types.CallToolRequestParams.model_validate(self._outgoing(params))
         )

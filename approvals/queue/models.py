@@ -53,6 +53,14 @@ class Approval(SQLModel, table=True):
     answer: str | None = None
     edited_arguments: Any | None = Field(default=None, sa_column=Column(JSON))
     resolution_event_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    executed_at: str | None = Field(default=None, max_length=32)  # its execution receipt
+    executed_by: str | None = Field(default=None, max_length=200)
+    executed_digest: str | None = Field(default=None, max_length=80)
+    redact: list[str] | None = Field(default=None, sa_column=Column(JSON))  # from its policy
+    display: str | None = None  # its policy's headline template
+    grantable: bool = True
+    max_grant_seconds: int | None = None
+    grant_id: str | None = Field(default=None, max_length=64)  # the grant that approved it
 
 
 class Vote(SQLModel, table=True):
@@ -86,3 +94,27 @@ class Policy(SQLModel, table=True):
     require_reason_on_approve: bool = False  # an approve needs one too
     confirm: bool = False  # the dashboard asks for a second step before approving
     created_at: str = Field(max_length=32)
+    redact: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    display: str | None = None
+    grantable: bool = True
+    max_grant_seconds: int | None = None
+
+
+class Grant(SQLModel, table=True):
+    """A reviewer's standing approval of one tool for one run or one agent, until a time."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_tool", "tool", "expires_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    tool: str = Field(max_length=200)
+    scope: str = Field(max_length=16)  # run, agent
+    run_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(default=None, max_length=200)
+    granted_by: str = Field(max_length=200)
+    approval_id: str = Field(max_length=64)  # the approval it was granted on
+    created_at: str = Field(max_length=32)
+    expires_at: str = Field(max_length=32)
+    revoked_at: str | None = Field(default=None, max_length=32)
+    revoked_by: str | None = Field(default=None, max_length=200)
+    uses: int = 0

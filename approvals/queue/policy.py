@@ -23,6 +23,10 @@ class Rule:
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    redact: tuple[str, ...] | None = None
+    display: str | None = None
+    grantable: bool = True
+    max_grant_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class Effective:
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    redact: tuple[str, ...] | None = None
+    display: str | None = None
+    grantable: bool = True
+    max_grant_seconds: int | None = None
 
 
 DEFAULT = Effective()
@@ -69,6 +77,10 @@ def select(rules: Iterable[Rule], agent_id: str | None, tool: str | None) -> Eff
         require_reason=chosen.require_reason,
         require_reason_on_approve=chosen.require_reason_on_approve,
         confirm=chosen.confirm,
+        redact=chosen.redact,
+        display=chosen.display,
+        grantable=chosen.grantable,
+        max_grant_seconds=chosen.max_grant_seconds,
     )
 
 

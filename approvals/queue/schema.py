@@ -10,6 +10,7 @@ from approvals.core.contract import Body, Out
 from approvals.core.errors import invalid
 from approvals.core.outbound import Policy, unsendable
 from approvals.core.outbound import check_url as check_destination
+from approvals.digest import unsignable
 from approvals.events.schema import EventOut, Short, Timestamp, check_request_detail
 
 MAX_TIMEOUT = 30 * 24 * 3600
@@ -27,6 +28,13 @@ Url = Annotated[
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Status = Literal["pending", "approved", "rejected", "answered", "expired", "withdrawn"]
 Decision = Literal["approve", "reject", "answer"]
+Digest = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^sha256:[0-9a-f]{64}$",
+        description="sha256: and the hex SHA-256 of the arguments' canonical JSON (RFC 8785)",
+    ),
+]
 
 
 def check_url(value: str, field: str) -> str:
@@ -59,6 +67,7 @@ class DecisionIn(Body):
     comment: Text | None = None
     answer: Text | None = None
     arguments: dict[str, Any] | None = None
+    arguments_digest: Digest | None = None
 
 
 class DecisionItem(DecisionIn, kw_only=True):
@@ -89,6 +98,20 @@ class Vote(Out):
     at: Timestamp
 
 
+class Execution(Out):
+    """The receipt of an approved call's run: when, by which key, with which arguments."""
+
+    at: Timestamp
+    by: str
+    arguments_digest: str
+
+
+class ExecutionIn(Body):
+    """``POST /v1/approvals/{id}/execution``: the digest of the arguments about to run."""
+
+    arguments_digest: Digest
+
+
 class ApprovalOut(Out):
     """An approval: the request, its state, and its resolution once decided."""
 
@@ -117,6 +140,8 @@ class ApprovalOut(Out):
     comment: str | None
     answer: str | None
     edited_arguments: dict[str, Any] | None
+    arguments_digest: str | None
+    execution: Execution | None
     resolution_event_id: str | None
     votes: list[Vote]
     require_reason: bool
@@ -211,11 +236,14 @@ def check_decision(body: DecisionIn, where: str = "body") -> dict[str, Any]:
         raise invalid(f"{where}.answer", "goes only with decision 'answer'")
     if body.arguments is not None and body.decision != "approve":
         raise invalid(f"{where}.arguments", "edited arguments go only with 'approve'")
+    if body.arguments is not None and (reason := unsignable(body.arguments)):
+        raise invalid(f"{where}.arguments", reason)
     return {
         "decision": body.decision,
         "comment": body.comment,
         "answer": body.answer,
         "arguments": body.arguments,
+        "arguments_digest": body.arguments_digest,
     }
 
 

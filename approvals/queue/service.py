@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from approvals.core.clock import iso, now_iso, parse_iso
 from approvals.core.errors import ApiError, invalid, not_found
 from approvals.core.metrics import TIME_TO_DECISION
+from approvals.digest import Unsignable, approved_arguments, arguments_digest
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
 from approvals.events.writer import prepared
@@ -127,6 +128,14 @@ class OpenApprovals:
                 "answer": None,
                 "edited_arguments": None,
                 "resolution_event_id": None,
+                "executed_at": None,
+                "executed_by": None,
+                "executed_digest": None,
+                "redact": list(effective.redact) if effective.redact else None,
+                "display": effective.display,
+                "grantable": effective.grantable,
+                "max_grant_seconds": effective.max_grant_seconds,
+                "grant_id": None,
             }
             await tx.insert(approvals_table, [approval])
             if effective.action == "auto_approve":
@@ -185,6 +194,10 @@ async def _read_rules(tx: LogTransaction) -> list[policy.Rule]:
             require_reason=r["require_reason"],
             require_reason_on_approve=r["require_reason_on_approve"],
             confirm=r["confirm"],
+            redact=tuple(r["redact"]) if r["redact"] else None,
+            display=r["display"],
+            grantable=r["grantable"],
+            max_grant_seconds=r["max_grant_seconds"],
         )
         for r in rows
     ]
@@ -199,15 +212,20 @@ async def _decide(
     comment: str | None = None,
     answer: str | None = None,
     arguments: Any = None,
+    arguments_digest: str | None = None,
 ) -> dict[str, Any] | None:
     """Record one reviewer's decision; raise 404, 403 or 409 without changing anything.
 
+    ``arguments_digest`` is the digest of the arguments the reviewer was shown: when
+    they have changed since (another reviewer's edit), the answer is 409 ``stale``.
     Returns the resolved approval's full JSON (as ``fetch_in`` gives it), or None
     when the decision was a vote and the approval stays pending.
     """
     row, request = await _load_with_request(tx, approval_id)
     if row["status"] != "pending":
         raise _conflict(row)
+    if arguments_digest is not None:
+        check_digest(row, arguments_digest, "body.argumentsDigest")
     detail = request.get("detail") or {}
     allowed = detail.get("allowedDecisions")
     if isinstance(allowed, list) and decision not in allowed:
@@ -239,6 +257,16 @@ async def _decide(
                 f"{row['min_approvals']} approvals so far",
             )
         voters = [v["principal"] for v in votes] + [principal]
+        if arguments is not None:
+            # A pending edit: the next reviewers are shown (and sign) the edited call.
+            edits = {**(_object(row["edited_arguments"]) or {}), **arguments}
+            await tx.conn.execute(
+                update(approvals_table)
+                .where(approvals_table.c.id == approval_id)
+                .values(edited_arguments=edits)
+            )
+            row = {**row, "edited_arguments": edits}
+            arguments = None  # laid over the call already
         vote_event = (
             await tx.append(
                 [
@@ -385,6 +413,10 @@ async def finish(
     """
     row, request = approval_row, request_row
     status = WITHDRAWN if decision is None else "expired" if expired else FINAL[decision]
+    pending_edits = _object(row["edited_arguments"])
+    if pending_edits is not None:  # edits of earlier votes, under this decision's own
+        arguments = {**pending_edits, **(arguments or {})}
+    signed = current_digest({**row, "edited_arguments": arguments})
     at = now_iso()
     votes = await _votes(tx, approval_id) if row["min_approvals"] > 1 else []
     event_type = "approval.expired" if expired else "approval.resolved"
@@ -412,7 +444,9 @@ async def finish(
                         "answer": answer,
                         "arguments": arguments,
                         "originalArguments": row["arguments"],
-                        "edited": arguments is not None and arguments != row["arguments"],
+                        "edited": arguments is not None
+                        and approved_arguments(row["arguments"], arguments) != row["arguments"],
+                        "argumentsDigest": signed,
                         "votes": [v["principal"] for v in votes],
                         "tool": row["tool"],
                     },
@@ -470,6 +504,84 @@ async def withdraw(
         return await finish(tx, approval_id, None, principal, request_row=request, approval_row=row)
 
     return observed(await log.run(work, principal, confirm))
+
+
+def approved(row: Any) -> bool:
+    """Tell whether an approval lets its call run: approved by a reviewer, a policy,
+    a grant, or on timeout."""
+    return row["decision"] == "approve" and row["status"] in ("approved", "expired")
+
+
+async def record_execution(
+    log: EventLog, approval_id: str, principal: str, digest: str, *, confirm: str | None = None
+) -> dict[str, Any]:
+    """Record that the approved call of ``approval_id`` runs now, with arguments whose
+    digest is ``digest``: once only (``approval.executed`` in the log).
+
+    Only the requesting key may (403); 409 ``not_approved`` unless it was approved,
+    ``already_executed`` the second time, ``stale`` for arguments other than the
+    approved ones. Returns the approval's full JSON.
+    """
+
+    async def work(tx: LogTransaction) -> dict[str, Any]:
+        row, request = await _load_with_request(tx, approval_id)
+        if row["requested_by"] != principal:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"only the key that requested approval {approval_id} "
+                f"({row['requested_by']!r}) may record its execution; this key is {principal!r}",
+            )
+        if not approved(row):
+            raise ApiError(
+                409,
+                "not_approved",
+                f"approval {approval_id} is {row['status']}"
+                + (
+                    f" ({row['decision']})"
+                    if row["decision"] and row["status"] == "expired"
+                    else ""
+                )
+                + "; only an approved call may run",
+                status=row["status"],
+            )
+        if row["executed_at"] is not None:
+            raise ApiError(
+                409,
+                "already_executed",
+                f"approval {approval_id} was already executed at {row['executed_at']} by "
+                f"{row['executed_by']}; an approval runs its call once",
+                executedAt=row["executed_at"],
+            )
+        check_digest(row, digest, "body.argumentsDigest")
+        at = now_iso()
+        done = await tx.conn.execute(
+            update(approvals_table)
+            .where(approvals_table.c.id == approval_id, approvals_table.c.executed_at.is_(None))
+            .values(executed_at=at, executed_by=principal, executed_digest=digest)
+        )
+        if done.rowcount != 1:  # pragma: no cover - the transaction serialises writers
+            raise ApiError(409, "already_executed", f"approval {approval_id} was just executed")
+        await tx.append(
+            [
+                _derived(
+                    request,
+                    "approval.executed",
+                    status=row["status"],
+                    title=f"Executed: {row['title'] or row['tool'] or approval_id}",
+                    detail={
+                        "approvalId": approval_id,
+                        "requestEventId": str(row["event_id"]),
+                        "tool": row["tool"],
+                        "argumentsDigest": digest,
+                        "by": principal,
+                    },
+                )
+            ]
+        )
+        return await fetch_in(tx.conn, approval_id, full=True)
+
+    return await log.run(work, principal, confirm)
 
 
 CLAIM_SECONDS = 15 * 60
@@ -669,6 +781,35 @@ def _object(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def current_arguments(row: Any) -> dict[str, Any] | None:
+    """The arguments an approval stands for now: the request's, with reviewers' edits
+    (a quorum's pending ones, or the approved ones) laid over them."""
+    return approved_arguments(_object(row["arguments"]), _object(row["edited_arguments"]))
+
+
+def current_digest(row: Any) -> str | None:
+    """``argumentsDigest``: the digest of ``current_arguments`` (None only for a row
+    stored before ingest refused arguments that cannot be signed)."""
+    try:
+        return arguments_digest(current_arguments(row))
+    except Unsignable:
+        return None
+
+
+def check_digest(row: Any, shown: str, field: str) -> None:
+    """409 ``stale`` when ``shown`` is not the digest of the approval's arguments now."""
+    now = current_digest(row)
+    if shown != now:
+        raise ApiError(
+            409,
+            "stale",
+            f"the arguments of approval {row['id']} changed after they were shown "
+            f"(shown {shown}, now {now}); reload it and decide on what it asks now",
+            field=field,
+            argumentsDigest=now,
+        )
+
+
 def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The public JSON of an approval."""
     return {
@@ -704,6 +845,14 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "comment": row["comment"],
         "answer": row["answer"],
         "editedArguments": _object(row["edited_arguments"]),
+        "argumentsDigest": current_digest(row),
+        "execution": {
+            "at": row["executed_at"],
+            "by": row["executed_by"],
+            "argumentsDigest": row["executed_digest"],
+        }
+        if row["executed_at"] is not None
+        else None,
         "resolutionEventId": str(row["resolution_event_id"])
         if row["resolution_event_id"] is not None
         else None,

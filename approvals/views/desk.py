@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from approvals.core.clock import parse_iso
+from approvals.digest import approved_arguments
 from approvals.queue import policy
 from approvals.queue.schema import ApprovalOut
 
@@ -176,3 +177,9 @@ def diff(original: Any, edited: Any) -> list[dict[str, Any]]:
                 {"key": key, "before": before[key], "after": after[key], "change": "changed"}
             )
     return rows
+
+
+def current(approval: ApprovalOut) -> dict[str, Any] | None:
+    """The arguments a reviewer decides on now: the requested ones with the edits of
+    earlier reviewers' votes (under a quorum) laid over them."""
+    return approved_arguments(approval.arguments, approval.edited_arguments)

@@ -92,6 +92,7 @@ environment.globals.update(
     desk=desk.desk,
     kind=desk.kind,
     diff=desk.diff,
+    current=desk.current,
     active_claim=desk.active_claim,
     token_text=token_text,
     # What most pages may be given and many are not: the defaults here, so a template

@@ -27,6 +27,7 @@ class Link:
     user: str
     decision: str
     nonce: str
+    digest: str | None = None  # of the arguments the email showed
 
 
 def signer(key: str) -> URLSafeTimedSerializer:
@@ -34,11 +35,16 @@ def signer(key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(key, salt=SALT)
 
 
-def make_links(sign: URLSafeTimedSerializer, approval_id: str, user: str) -> dict[str, str]:
-    """Approve and reject tokens sharing one nonce, so using either spends both."""
+def make_links(
+    sign: URLSafeTimedSerializer, approval_id: str, user: str, digest: str | None = None
+) -> dict[str, str]:
+    """Approve and reject tokens sharing one nonce, so using either spends both; they
+    carry the digest of the arguments the email shows (a change since is refused)."""
     nonce = secrets.token_urlsafe(16)
     return {
-        decision: str(sign.dumps({"a": approval_id, "u": user, "d": decision, "n": nonce}))
+        decision: str(
+            sign.dumps({"a": approval_id, "u": user, "d": decision, "n": nonce, "g": digest})
+        )
         for decision in ("approve", "reject")
     }
 
@@ -54,7 +60,9 @@ def read_link(sign: URLSafeTimedSerializer, token: str) -> Link | None:
     fields = [data.get(k) for k in ("a", "u", "d", "n")]
     if not all(isinstance(f, str) and f for f in fields):
         return None
-    return Link(*(str(f) for f in fields))
+    approval_id, user, decision, nonce = (str(f) for f in fields)
+    digest = data.get("g")
+    return Link(approval_id, user, decision, nonce, digest if isinstance(digest, str) else None)
 
 
 def message(

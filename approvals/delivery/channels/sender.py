@@ -141,7 +141,12 @@ class Notifier:
             return refused
         tokens = None
         if notice.reviewer:
-            tokens = email.make_links(await self.signer(), approval["id"], notice.reviewer)
+            tokens = email.make_links(
+                await self.signer(),
+                approval["id"],
+                notice.reviewer,
+                approval.get("argumentsDigest"),
+            )
         mail = email.message(
             approval, self.settings, notice.to, tokens, reminder=notice.action == "remind"
         )

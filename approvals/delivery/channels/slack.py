@@ -111,7 +111,11 @@ def blocks(approval: dict[str, Any], settings: Settings, reminder: bool = False)
                         "action_id": "approve",
                         "style": "primary",
                         "text": {"type": "plain_text", "text": "Approve"},
-                        "value": approval["id"],
+                        # The digest of what the message shows: approving a call whose
+                        # arguments changed since is refused as stale.
+                        "value": f"{approval['id']}|{approval['argumentsDigest']}"
+                        if approval.get("argumentsDigest")
+                        else approval["id"],
                     },
                     {
                         "type": "button",

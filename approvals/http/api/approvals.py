@@ -31,6 +31,7 @@ from approvals.queue.schema import (
     DecisionItem,
     DecisionResult,
     DecisionResults,
+    ExecutionIn,
     PolicyCreate,
     PolicyList,
     PolicyOut,
@@ -276,6 +277,35 @@ async def withdraw(request: Request[Any, Any, Any], approval_id: ApprovalId) -> 
     principal = request.state.principal
     log = request.app.state.services.log
     return _out(await service.withdraw(log, approval_id, principal.name, confirm=principal.confirm))
+
+
+@post(
+    "/v1/approvals/{approval_id:str}/execution",
+    guards=[requires("events:write")],
+    status_code=201,
+    operation_id="recordExecution",
+    tags=TAGS,
+    summary="Record that an approved call runs now: once only (execute-once receipt)",
+    description=(
+        "Send the `argumentsDigest` of the arguments about to run, before running them. "
+        "201 the first time; 409 `already_executed` after (a retried process must not run "
+        "the call again), 409 `stale` when the digest is not that of the approved "
+        "arguments, 409 `not_approved` unless the approval was approved. Only the key "
+        "that requested the approval may record its execution."
+    ),
+    responses=errors(404, 409, *WRITE_ERRORS),
+)
+async def record_execution(
+    request: Request[Any, Any, Any], approval_id: ApprovalId, data: JSONBody[ExecutionIn]
+) -> ApprovalOut:
+    """Record that the approved call of an approval runs now (once only)."""
+    principal = request.state.principal
+    log = request.app.state.services.log
+    return _out(
+        await service.record_execution(
+            log, approval_id, principal.name, data.arguments_digest, confirm=principal.confirm
+        )
+    )
 
 
 @post(

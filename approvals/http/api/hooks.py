@@ -15,8 +15,9 @@ from litestar.params import JSONBody, QueryParameter
 
 from approvals.client import Decision
 from approvals.core.contract import WRITE_ERRORS, Out, convert, errors
-from approvals.core.errors import invalid
+from approvals.core.errors import ApiError, invalid
 from approvals.core.outbound import parse as parse_destinations
+from approvals.digest import arguments_digest
 from approvals.http.api.approvals import settled
 from approvals.http.guard import requires
 from approvals.mcp import claude
@@ -98,5 +99,20 @@ async def claude_code(
     position = services.broker.head
     approval = await service.open_one(services.log, row, options, principal.name, principal.confirm)
     approval = await settled(services, approval, position, timeout + EXPIRY_SLACK)
-    answer = claude.answer(Decision.from_json(approval), call.arguments, timeout)
+    decision = Decision.from_json(approval)
+    if decision.approved:
+        # The receipt before Claude Code runs the call (a retried hook is denied).
+        digest = arguments_digest(claude.executed(decision, call.arguments))
+        try:
+            await service.record_execution(
+                services.log,
+                decision.approval_id,
+                principal.name,
+                digest,
+                confirm=principal.confirm,
+            )
+        except ApiError as exc:
+            denied = claude.deny(claude.not_executable(decision, exc.message))
+            return cast(HookAnswer, convert(denied, HookAnswer))
+    answer = claude.answer(decision, call.arguments, timeout)
     return cast(HookAnswer, convert(answer, HookAnswer))

@@ -49,6 +49,8 @@ MODAL_ERROR_LIMIT = 150
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 # Slack's own names (action_id, callback_id, trigger_id): at most 255 printable characters.
 Key = Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[\x21-\x7e]*$")]
+# A button's value: the approval id, and after ``|`` the digest of the arguments shown.
+ButtonValue = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 Reason = Annotated[str, msgspec.Meta(max_length=MAX_TEXT, pattern=r"^[^\x00]*$")]
 
 
@@ -74,7 +76,7 @@ class _Container(msgspec.Struct):
 
 class _Action(msgspec.Struct):
     action_id: Key
-    value: Id | None = None
+    value: ButtonValue | None = None
 
 
 class _BlockActions(msgspec.Struct):
@@ -113,6 +115,7 @@ class Click:
     approval_id: str
     channel: str | None
     trigger_id: str | None
+    digest: str | None = None  # of the arguments the message showed
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,10 @@ def _click(payload: _BlockActions) -> Click | None:
     channel = payload.channel.id if payload.channel else None
     if channel is None and payload.container is not None:
         channel = payload.container.channel_id
-    return Click(payload.user.id, action.action_id, action.value, channel, payload.trigger_id)
+    approval_id, _, digest = action.value.partition("|")
+    return Click(
+        payload.user.id, action.action_id, approval_id, channel, payload.trigger_id, digest or None
+    )
 
 
 def _submission(payload: _ViewSubmission) -> Submission | None:
@@ -281,7 +287,8 @@ async def _clicked(services: Services, click: Click) -> None:
         await _open_modal(services, click)
         return
     try:
-        await service.decide(services.log, click.approval_id, reviewer, {"decision": "approve"})
+        values = {"decision": "approve", "arguments_digest": click.digest}
+        await service.decide(services.log, click.approval_id, reviewer, values)
     except ApiError as exc:
         await _ephemeral(services, click, f"Nothing was decided: {exc.message}")
         return
