@@ -234,3 +234,23 @@ def receiver() -> Iterator[Receiver]:
     rec = Receiver().start()
     yield rec
     rec.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[Any]:
+    """A stand-in of Slack's Web API on a loopback port, stopped after the test."""
+    from slack_standin import SlackStandIn  # it imports this module
+
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Any]:
+    """An SMTP server on a loopback port that keeps what it receives."""
+    from smtp_standin import Mailbox  # it imports this module
+
+    box = Mailbox().start()
+    yield box
+    box.stop()

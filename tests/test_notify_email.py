@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,13 +16,6 @@ from test_notify_slack import PUBLIC, approval, cli, open_request, reviewer, unt
 
 # The test SMTP server takes AUTH without TLS on loopback, and aiosmtpd warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox().start()
-    yield box
-    box.stop()
 
 
 def start(make_server: Callable[..., Server], db: Database, mailbox: Mailbox) -> Server:

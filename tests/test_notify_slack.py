@@ -11,12 +11,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from conftest import Database, Server, until
 from slack_standin import SIGNING_SECRET, TOKEN, Call, SlackStandIn, click, form, sign, submission
@@ -24,13 +23,6 @@ from slack_standin import SIGNING_SECRET, TOKEN, Call, SlackStandIn, click, form
 PASSWORD = "correct horse battery"
 CHANNEL = "C0APPROVALS"
 PUBLIC = "https://approvals.example.com"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    standin = SlackStandIn().start()
-    yield standin
-    standin.stop()
 
 
 def cli(db: Database, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

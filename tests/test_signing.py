@@ -11,12 +11,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from test_dashboard import add_user, sign_in
 
 from approvals.client import Approvals, ApprovalsError
@@ -250,13 +249,6 @@ def test_the_decorator_refuses_to_run_when_the_receipt_is_refused(server: Server
         else:
             raise AssertionError("a call other than the approved one ran")
     assert runs == ["db1"]
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    standin = SlackStandIn().start()
-    yield standin
-    standin.stop()
 
 
 def test_slack_approves_only_the_arguments_its_message_showed(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -200,13 +200,6 @@ def test_an_async_wait_that_times_out_withdraws_and_a_decorated_call_raises(
     approvals, error = asyncio.run(scenario())
     assert [a["status"] for a in approvals] == ["withdrawn", "withdrawn"]
     assert isinstance(error, Withdrawn)
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    standin = SlackStandIn().start()
-    yield standin
-    standin.stop()
 
 
 def test_slack_and_the_dashboard_show_a_withdrawal(

@@ -132,6 +132,8 @@ class AsyncApprovals(BaseApprovals[httpx.AsyncBaseTransport]):
     withdraw = awaitable(core.withdraw)
     record_execution = awaitable(core.record_execution)
     executable = awaitable(core.executable)
+    grants = awaitable(core.grants)
+    revoke_grant = awaitable(core.revoke_grant)
     pending = awaitable(core.pending)
 
     def inbox(self, **filters: Any) -> AsyncInbox:

@@ -263,16 +263,20 @@ def decide(
     answer: str | None = None,
     arguments: dict[str, Any] | None = None,
     arguments_digest: str | None = None,
+    grant: dict[str, Any] | None = None,
 ) -> Op[Decision]:
     """Approve, reject or answer an approval (needs ``approvals:resolve``). With
     ``arguments_digest`` (the ``argumentsDigest`` the reviewer was shown), a change of
-    the arguments since is refused (``ApprovalsError`` 409 ``stale``)."""
+    the arguments since is refused (``ApprovalsError`` 409 ``stale``); ``grant``
+    (``{"scope": "run" | "agent", "seconds": N}``) also allows the tool for that
+    scope, within the policy's cap."""
     body: dict[str, Any] = {"decision": decision}
     for name, value in (
         ("comment", comment),
         ("answer", answer),
         ("arguments", arguments),
         ("argumentsDigest", arguments_digest),
+        ("grant", grant),
     ):
         if value is not None:
             body[name] = value
@@ -315,6 +319,18 @@ def withdraw(client: BaseApprovals, /, approval_id: str) -> Op[Decision]:
     """Withdraw a pending approval this key requested: it ends as ``withdrawn``."""
     path = f"/v1/approvals/{approval_id}/withdraw"
     return Decision.from_json((yield from call(Request("POST", path), retry=False)))
+
+
+def grants(client: BaseApprovals, /, everything: bool = False) -> Op[list[dict[str, Any]]]:
+    """The standing grants in force (``everything``: ended ones too), newest first
+    (needs ``approvals:resolve``)."""
+    page = yield from get(client, "/v1/grants", status="all" if everything else "active")
+    return list(page["grants"])
+
+
+def revoke_grant(client: BaseApprovals, /, grant_id: str) -> Op[None]:
+    """Revoke a standing grant: the next matching request asks a human again."""
+    yield from call(Request("DELETE", f"/v1/grants/{grant_id}"), retry=False)
 
 
 def pending(client: BaseApprovals, /, **filters: Any) -> Op[list[dict[str, Any]]]:

@@ -92,6 +92,8 @@ class Approvals(BaseApprovals[httpx.BaseTransport]):
     withdraw = blocking(core.withdraw)
     record_execution = blocking(core.record_execution)
     executable = blocking(core.executable)
+    grants = blocking(core.grants)
+    revoke_grant = blocking(core.revoke_grant)
     pending = blocking(core.pending)
 
     def inbox(self, **filters: Any) -> Inbox:

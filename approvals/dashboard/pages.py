@@ -14,6 +14,7 @@ from litestar.response import Redirect
 from approvals.auth import audit, oidc
 from approvals.auth import sessions as session
 from approvals.auth.users import active, check_password, reviewer, sign_out_everywhere
+from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
 from approvals.dashboard import admit, queries
 from approvals.dashboard.admit import change
@@ -22,7 +23,7 @@ from approvals.delivery.worker import endpoint_status
 from approvals.digest import approved_arguments
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.mcp import elicitation
-from approvals.queue import policy, service
+from approvals.queue import grants, policy, service
 from approvals.views import desk, rows
 from approvals.views.render import page, render
 
@@ -322,6 +323,16 @@ def _elicited(
     return (None if errors else elicitation.answer_text(content)), errors
 
 
+def _grant(raw: str) -> grants.GrantIn | None:
+    """The decision form's standing grant (``scope:seconds``), or None for none."""
+    scope, _, seconds = raw.partition(":")
+    if not raw:
+        return None
+    if scope not in ("run", "agent") or not seconds.isdigit():
+        raise ApiError(422, "invalid", "Choose a standing grant from the list, or none.")
+    return grants.GrantIn(scope="run" if scope == "run" else "agent", seconds=int(seconds))
+
+
 STALE = (
     "The arguments changed while you were looking (another reviewer edited them): "
     "nothing was decided. Check them below and decide again."
@@ -383,6 +394,7 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
                 "arguments": arguments,
                 # What the page showed: a change since then is refused as stale.
                 "arguments_digest": form.get("arguments_digest") or None,
+                "grant": _grant(form.get("grant", "")) if decision == "approve" else None,
             }
             await service.decide(services.log, approval_id, current.user, values)
     except ApiError as exc:
@@ -402,6 +414,7 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
             view="inbox" if inbox else "page",
             step=step,
             decision=decision,
+            grant=form.get("grant", ""),
             comment=comment,
             arguments=arguments,
             changes=desk.diff(approval["arguments"], arguments) if arguments is not None else [],
@@ -510,6 +523,39 @@ async def webhooks_page(request: Request[Any, Any, Any]) -> Response[Any]:
         notices=await queries.notifications(services.engine),
         nav="webhooks",
     )
+
+
+@get("/grants", include_in_schema=False)
+async def grants_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Standing grants in force, each revocable, and those that ended."""
+    current = await signed_in(request)
+    if current is None:
+        return to_login(request)
+    async with request.app.state.services.engine.connect() as conn:
+        everything = await grants.listed(conn, everything=True)
+    now = now_iso()
+    active = [g for g in everything if g.revoked_at is None and g.expires_at > now]
+    return page(
+        "grants.html",
+        user=current.user,
+        csrf=current.csrf,
+        active=active,
+        ended=[g for g in everything if g not in active][:100],
+        nav="grants",
+    )
+
+
+@change("/grants/{grant_id:str}/revoke", status_code=303)
+async def revoke_grant(request: Request[Any, Any, Any], grant_id: FromPath[str]) -> Response[Any]:
+    """Revoke a standing grant from the dashboard; the next matching request asks again."""
+    await _form(request)
+    user = admit.current(request).user
+    assert user is not None
+    async with request.app.state.services.log.transaction(user) as tx:
+        ended = await grants.revoke(tx, grant_id, user)
+        title = f"Grant {grant_id} of {ended.tool} revoked"
+        await tx.append([audit.row("grant.revoked", f"user:{user}", title, grant=grant_id)])
+    return Redirect("/grants", status_code=303)
 
 
 @change("/webhooks/deliveries/{delivery_id:str}/retry", role="admin", status_code=303)

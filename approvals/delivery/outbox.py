@@ -12,7 +12,7 @@ from sqlalchemy import select
 from approvals.core.clock import now_iso
 from approvals.delivery.models import Delivery, Endpoint
 from approvals.events.log import LogTransaction, new_id
-from approvals.events.schema import to_json
+from approvals.events.schema import shown, to_json
 from approvals.events.writer import prepared
 
 endpoints_table = Endpoint.__table__  # type: ignore[attr-defined]
@@ -124,7 +124,7 @@ class Outbox:
             return
         deliveries = []
         for row in rows:
-            event = to_json(row)
+            event = shown(to_json(row))  # endpoints are channels: redacted as people see it
             for endpoint_id, url, patterns in endpoints:
                 if matches(patterns, event["type"]):
                     deliveries.append(

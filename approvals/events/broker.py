@@ -29,6 +29,8 @@ from typing import Any
 
 import msgspec
 
+from approvals.events.schema import shown
+
 log = logging.getLogger("approvals.broker")
 
 WAKE_CHUNK = 256  # streams woken per loop iteration in a wake pass
@@ -45,8 +47,9 @@ class Item:
 
 
 def encode_frame(event: dict[str, Any]) -> bytes:
-    """Encode one event as an SSE message (``id``, ``event``, one ``data`` line)."""
-    data = msgspec.json.encode(event)
+    """Encode one event as an SSE message (``id``, ``event``, one ``data`` line), as
+    people see it (its arguments redacted by its approval's policy)."""
+    data = msgspec.json.encode(shown(event))
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (
         event["id"].encode(),
         event["type"].encode(),

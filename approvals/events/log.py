@@ -111,6 +111,7 @@ class LogTransaction:
                 "resolved_at": None,
                 "resolved_by": None,
                 "approval_id": None,
+                "redact": None,
                 **row,
                 "id": self.head,
             }
@@ -122,6 +123,10 @@ class LogTransaction:
             if key[1] is not None:
                 existing[key] = stored  # a repeat inside the same batch
         if fresh:
+            for hook in self.hooks:
+                ready = getattr(hook, "before", None)  # async reads that prepare needs
+                if ready is not None:
+                    await ready(self, fresh)
             for hook in self.hooks:
                 hook.prepare(self, fresh)
         if fresh:

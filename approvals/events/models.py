@@ -37,6 +37,9 @@ class Event(SQLModel, table=True):
     resolved_at: str | None = Field(default=None, max_length=32)
     resolved_by: str | None = Field(default=None, max_length=200)
     approval_id: str | None = Field(default=None, max_length=64)
+    # The redaction paths of the approval's policy, for the events of an approval: what
+    # people are not shown of the arguments in its detail (never served as a field).
+    redact: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class LogHead(SQLModel, table=True):

@@ -11,6 +11,7 @@ from approvals.core.clock import iso, parse_iso
 from approvals.core.contract import Body, Out, convert
 from approvals.core.errors import ApiError, invalid
 from approvals.digest import unsignable
+from approvals.events import redaction
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[
@@ -186,28 +187,50 @@ def _parse_item(raw: Any, where: str) -> dict[str, Any]:
     return parse_event(raw, where)
 
 
+class EventJson(dict[str, Any]):
+    """An event's canonical JSON, holding beside it (never as a field) the redaction
+    paths of its approval's policy, for the exits that serve it to people (``shown``)."""
+
+    __slots__ = ("redact",)
+
+    def __init__(self, fields: dict[str, Any], redact: list[str] | None = None) -> None:
+        super().__init__(fields)
+        self.redact = redact
+
+
+def shown(event: dict[str, Any]) -> dict[str, Any]:
+    """An event's JSON as people and channels see it (its arguments redacted by its
+    approval's policy); the agent's own reads and its callback get ``to_json`` whole."""
+    paths = getattr(event, "redact", None)
+    return redaction.event(event, paths) if paths else event
+
+
 def to_json(row: Any) -> dict[str, Any]:
     """The canonical camelCase JSON of a stored event (a row or a mapping)."""
-    get = row.__getitem__ if isinstance(row, Mapping) else row._mapping.__getitem__
-    return {
-        "id": str(get("id")),
-        "type": get("type"),
-        "category": get("category"),
-        "status": get("status"),
-        "title": get("title"),
-        "detail": get("detail"),
-        "source": get("source"),
-        "agentId": get("agent_id"),
-        "threadId": get("thread_id"),
-        "runId": get("run_id"),
-        "externalId": get("external_id"),
-        "costTokens": get("cost_tokens"),
-        "costUsd": get("cost_usd"),
-        "createdAt": get("created_at"),
-        "resolvedAt": get("resolved_at"),
-        "resolvedBy": get("resolved_by"),
-        "approvalId": get("approval_id"),
-    }
+    mapping = row if isinstance(row, Mapping) else row._mapping
+    get = mapping.__getitem__
+    return EventJson(
+        {
+            "id": str(get("id")),
+            "type": get("type"),
+            "category": get("category"),
+            "status": get("status"),
+            "title": get("title"),
+            "detail": get("detail"),
+            "source": get("source"),
+            "agentId": get("agent_id"),
+            "threadId": get("thread_id"),
+            "runId": get("run_id"),
+            "externalId": get("external_id"),
+            "costTokens": get("cost_tokens"),
+            "costUsd": get("cost_usd"),
+            "createdAt": get("created_at"),
+            "resolvedAt": get("resolved_at"),
+            "resolvedBy": get("resolved_by"),
+            "approvalId": get("approval_id"),
+        },
+        mapping.get("redact"),
+    )
 
 
 def parse_position(raw: str | None, name: str) -> int | None:

@@ -13,6 +13,7 @@ from approvals.events.broker import Broker, Item, encode_frame
 from approvals.events.filters import EventFilter
 from approvals.events.follow import connected, follow
 from approvals.events.log import EventLog
+from approvals.events.schema import shown
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ async def subscribe(
 
 def page_json(events: list[dict[str, Any]], cursor: int) -> dict[str, Any]:
     """The JSON page answer: events and the cursor to pass as ``after`` next."""
-    return {"events": events, "nextCursor": str(cursor)}
+    return {"events": [shown(event) for event in events], "nextCursor": str(cursor)}
 
 
 EXPORT_PAGE = 1000
@@ -102,7 +103,7 @@ async def exported(
         )
         if not events:
             return
-        yield b"".join(msgspec.json.encode(event) + b"\n" for event in events)
+        yield b"".join(msgspec.json.encode(shown(event)) + b"\n" for event in events)
         position = int(events[-1]["id"])
         if len(events) < EXPORT_PAGE:
             return

@@ -19,7 +19,7 @@ from approvals.core.errors import exception_handlers
 from approvals.dashboard import admit, links, live, oidc_pages, pages
 from approvals.http import fastpath
 from approvals.http.api import approvals as queue
-from approvals.http.api import hooks, notifications, sources, webhooks
+from approvals.http.api import grants, hooks, notifications, sources, webhooks
 from approvals.http.api import slack as interactions
 from approvals.http.api.events import get_event, get_events, post_events
 from approvals.http.asgi import HSTS, SECURITY_HEADERS, App
@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.decide,
         queue.withdraw,
         queue.record_execution,
+        grants.list_grants,
+        grants.revoke_grant,
         hooks.claude_code,
         queue.decide_many,
         queue.create_policy,
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pages.history_page,
         pages.events_page,
         pages.webhooks_page,
+        pages.grants_page,
+        pages.revoke_grant,
         pages.audit_page,
         pages.retry_from_page,
         live.stream,

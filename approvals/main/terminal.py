@@ -163,8 +163,16 @@ def approve(
         str | None, typer.Option(help="Edited arguments as a JSON object, e.g. '{\"count\": 2}'.")
     ] = None,
     digest: Digest = None,
+    grant: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SCOPE:SECONDS",
+            help="Also allow the tool without asking: run:3600 (this run for an hour) or "
+            "agent:900 (this agent for 15 minutes), within the policy's cap.",
+        ),
+    ] = None,
 ) -> None:
-    """Approve an approval, optionally with edited arguments."""
+    """Approve an approval, optionally with edited arguments and a standing grant."""
     edited = None
     if arguments is not None:
         try:
@@ -175,7 +183,23 @@ def approve(
         if not isinstance(edited, dict):
             typer.echo("error: --arguments must be a JSON object", err=True)
             raise typer.Exit(2)
-    _decide(url, key, id, "approve", comment=comment, arguments=edited, arguments_digest=digest)
+    standing = None
+    if grant is not None:
+        scope, _, seconds = grant.partition(":")
+        if scope not in ("run", "agent") or not seconds.isdigit():
+            typer.echo("error: --grant must look like run:3600 or agent:900", err=True)
+            raise typer.Exit(2)
+        standing = {"scope": scope, "seconds": int(seconds)}
+    _decide(
+        url,
+        key,
+        id,
+        "approve",
+        comment=comment,
+        arguments=edited,
+        arguments_digest=digest,
+        grant=standing,
+    )
 
 
 def reject(
@@ -248,7 +272,59 @@ def _form_answer(url: str | None, key: str | None, approval_id: str, pairs: list
     return elicitation.answer_text(content)
 
 
+grants_app = typer.Typer(
+    help="Standing grants: list them and revoke one (over the HTTP API).", no_args_is_help=True
+)
+
+
+@grants_app.command("list")
+def list_grants(
+    url: Url = None,
+    key: Key = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Ended grants (revoked, expired) too.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON list.")] = False,
+) -> None:
+    """List the standing grants in force, newest first."""
+    with _client(url, key) as client:
+        try:
+            rows = client.grants(everything=everything)
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("No grants in force." if not everything else "No grants.")
+        return
+    for grant in rows:
+        scope = f"run {grant['runId']}" if grant["scope"] == "run" else f"agent {grant['agentId']}"
+        ended = grant["revokedAt"] and f"revoked {grant['revokedAt']}"
+        typer.echo(
+            f"{grant['id']}  {_oneline(grant['tool'], 30)}  {_oneline(scope, 40)}  "
+            f"by {grant['grantedBy']}  until {grant['expiresAt']}  "
+            f"used {grant['uses']}" + (f"  ({ended})" if ended else "")
+        )
+
+
+@grants_app.command("revoke")
+def revoke_grant(
+    id: Annotated[str, typer.Argument(help="The grant's id (grt_…).")],
+    url: Url = None,
+    key: Key = None,
+) -> None:
+    """Revoke a standing grant: the next matching request asks a human again."""
+    with _client(url, key) as client:
+        try:
+            client.revoke_grant(id)
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    typer.echo(f"{id} revoked")
+
+
 def register(app: typer.Typer) -> None:
     """Add the inbox commands to the ``approvals`` command line."""
     for command in (pending, show, approve, reject, answer):
         app.command(rich_help_panel="Inbox (over the HTTP API)")(command)
+    app.add_typer(grants_app, name="grants", rich_help_panel="Inbox (over the HTTP API)")

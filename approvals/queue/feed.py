@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import select
 
 from approvals.auth.keys import Principal
+from approvals.events import redaction
 from approvals.events.broker import Item
 from approvals.events.follow import connected, follow
 from approvals.events.log import head_table
@@ -218,7 +219,7 @@ async def feed(
         filters=where.describe(), position=position, origin=origin, head=head, retry_ms=retry_ms
     )
     if pending is not None:
-        yield message("snapshot", position, {"approvals": pending})
+        yield message("snapshot", position, {"approvals": [redaction.approval(a) for a in pending]})
     async for chunk in follow(
         log=services.log, broker=broker, position=position, frames=_FeedFrames(services, where)
     ):
@@ -235,4 +236,4 @@ async def _change(
     approval = await cache.get(engine, position, event["approvalId"])
     if not where.matches(approval):
         return None
-    return message(kind, position, approval)
+    return message(kind, position, redaction.approval(approval))

@@ -11,9 +11,13 @@ from approvals.core.errors import invalid
 from approvals.core.outbound import Policy, unsendable
 from approvals.core.outbound import check_url as check_destination
 from approvals.digest import unsignable
+from approvals.events.redaction import check_paths
 from approvals.events.schema import EventOut, Short, Timestamp, check_request_detail
+from approvals.queue.display import check_template
+from approvals.queue.grants import GrantIn
 
 MAX_TIMEOUT = 30 * 24 * 3600
+MAX_GRANT = 30 * 24 * 3600  # the longest a standing grant may last
 MAX_TEXT = 10_000
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 Url = Annotated[
@@ -26,6 +30,9 @@ Url = Annotated[
     ),
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Path = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=500, description="e.g. headers.authorization")
+]
 Status = Literal["pending", "approved", "rejected", "answered", "expired", "withdrawn"]
 Decision = Literal["approve", "reject", "answer"]
 Digest = Annotated[
@@ -68,6 +75,7 @@ class DecisionIn(Body):
     answer: Text | None = None
     arguments: dict[str, Any] | None = None
     arguments_digest: Digest | None = None
+    grant: GrantIn | None = None
 
 
 class DecisionItem(DecisionIn, kw_only=True):
@@ -88,6 +96,13 @@ class PolicyCreate(Body):
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    redact: (
+        Annotated[list[Annotated[str, msgspec.Meta(max_length=500)]], msgspec.Meta(max_length=50)]
+        | None
+    ) = None
+    display: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+    grantable: bool = True
+    max_grant_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_GRANT)] | None = None
 
 
 class Vote(Out):
@@ -141,6 +156,11 @@ class ApprovalOut(Out):
     answer: str | None
     edited_arguments: dict[str, Any] | None
     arguments_digest: str | None
+    redact: list[str] | None
+    headline: str | None
+    grant_id: str | None
+    grantable: bool
+    max_grant_seconds: int | None
     execution: Execution | None
     resolution_event_id: str | None
     votes: list[Vote]
@@ -191,6 +211,10 @@ class PolicyOut(Out):
     require_reason: bool
     require_reason_on_approve: bool
     confirm: bool
+    redact: list[str] | None
+    display: str | None
+    grantable: bool
+    max_grant_seconds: int | None
     created_at: Timestamp
 
 
@@ -236,6 +260,8 @@ def check_decision(body: DecisionIn, where: str = "body") -> dict[str, Any]:
         raise invalid(f"{where}.answer", "goes only with decision 'answer'")
     if body.arguments is not None and body.decision != "approve":
         raise invalid(f"{where}.arguments", "edited arguments go only with 'approve'")
+    if body.grant is not None and body.decision != "approve":
+        raise invalid(f"{where}.grant", "a standing grant goes only with 'approve'")
     if body.arguments is not None and (reason := unsignable(body.arguments)):
         raise invalid(f"{where}.arguments", reason)
     return {
@@ -244,6 +270,7 @@ def check_decision(body: DecisionIn, where: str = "body") -> dict[str, Any]:
         "answer": body.answer,
         "arguments": body.arguments,
         "arguments_digest": body.arguments_digest,
+        "grant": body.grant,
     }
 
 
@@ -263,4 +290,8 @@ def policy_values(body: PolicyCreate) -> dict[str, Any]:
         "require_reason": body.require_reason,
         "require_reason_on_approve": body.require_reason_on_approve,
         "confirm": body.confirm,
+        "redact": check_paths(body.redact, "body.redact") if body.redact else None,
+        "display": check_template(body.display, "body.display") if body.display else None,
+        "grantable": body.grantable,
+        "max_grant_seconds": body.max_grant_seconds,
     }

@@ -15,10 +15,11 @@ from approvals.core.clock import iso, now_iso, parse_iso
 from approvals.core.errors import ApiError, invalid, not_found
 from approvals.core.metrics import TIME_TO_DECISION
 from approvals.digest import Unsignable, approved_arguments, arguments_digest
+from approvals.events import redaction
 from approvals.events.log import EventLog, LogTransaction, events_table, new_id
 from approvals.events.schema import to_json
 from approvals.events.writer import prepared
-from approvals.queue import policy
+from approvals.queue import display, grants, policy
 from approvals.queue.models import Approval, Policy, Vote
 
 logger = logging.getLogger("approvals.queue")
@@ -29,6 +30,7 @@ policies_table = Policy.__table__  # type: ignore[attr-defined]
 
 OPENED = "approvals.opened"  # tx.extras: approval id -> full JSON of approvals opened in it
 OPTIONS_KEY = "_approval"  # per-row options set by POST /v1/approvals, removed before insert
+EFFECTIVE = "effective"  # the policy that governs a request, chosen in prepare
 FINAL = {"approve": "approved", "reject": "rejected", "answer": "answered"}
 SYSTEM_POLICY = "system:policy"
 SYSTEM_TIMEOUT = "system:timeout"
@@ -68,15 +70,24 @@ def is_request(row: dict[str, Any]) -> bool:
 class OpenApprovals:
     """The append hook that opens one approval per request event."""
 
+    async def before(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
+        """Read the policies when a request is among the rows (``prepare`` needs them)."""
+        if any(row.get("approval_id") is None and is_request(row) for row in rows):
+            await load_rules(tx)
+
     def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
-        """Give each request event its approval id and pending status."""
+        """Give each request event its approval id, pending status and the policy that
+        governs it (whose redaction paths the event keeps)."""
         opening = tx.extras.setdefault("opening", {})
+        rules = tx.extras.get("policies") or []
         for row in rows:
             options = row.pop(OPTIONS_KEY, None)
             if row.get("approval_id") is None and is_request(row):
                 row["approval_id"] = new_id("apr")
                 row["status"] = "pending_approval"
-                opening[row["id"]] = options or {}
+                effective = policy.select(rules, row.get("agent_id"), _tool(row))
+                row["redact"] = list(effective.redact) if effective.redact else None
+                opening[row["id"]] = {**(options or {}), EFFECTIVE: effective}
 
     async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Insert the approvals, then apply auto-approve and deny policies."""
@@ -84,13 +95,12 @@ class OpenApprovals:
         opened = [row for row in rows if row["id"] in opening]
         if not opened:
             return
-        rules = await load_rules(tx)
         answers = tx.extras.setdefault(OPENED, {})
         for row in opened:
             options = opening.pop(row["id"])
             detail = row.get("detail") or {}
-            tool = detail.get("tool") if isinstance(detail.get("tool"), str) else None
-            effective = policy.select(rules, row.get("agent_id"), tool)
+            tool = _tool(row)
+            effective: policy.Effective = options[EFFECTIVE]
             timeout = options.get("timeout_seconds")
             approval = {
                 "id": row["approval_id"],
@@ -158,11 +168,36 @@ class OpenApprovals:
                     request_row=row,
                     approval_row=approval,
                 )
+            elif (grant := await grants.matching(tx, approval)) is not None:
+                await grants.used(tx, grant)
+                answer = await finish(
+                    tx,
+                    row["approval_id"],
+                    "approve",
+                    f"grant:{grant['id']}",
+                    comment=f"approved by a standing grant of {grant['granted_by']}",
+                    grant={
+                        "id": grant["id"],
+                        "grantedBy": grant["granted_by"],
+                        "scope": grant["scope"],
+                        "expiresAt": grant["expires_at"],
+                        "approvalId": grant["approval_id"],
+                    },
+                    grant_id=grant["id"],
+                    request_row=row,
+                    approval_row=approval,
+                )
             else:
                 answer = approval_json(approval)
                 answer["request"] = to_json(row)
                 answer["resolution"] = None
             answers[row["approval_id"]] = answer
+
+
+def _tool(row: dict[str, Any]) -> str | None:
+    detail = row.get("detail") or {}
+    tool = detail.get("tool") if isinstance(detail, dict) else None
+    return tool if isinstance(tool, str) else None
 
 
 def _allowed(raw: Any) -> list[str] | None:
@@ -213,6 +248,7 @@ async def _decide(
     answer: str | None = None,
     arguments: Any = None,
     arguments_digest: str | None = None,
+    grant: grants.GrantIn | None = None,
 ) -> dict[str, Any] | None:
     """Record one reviewer's decision; raise 404, 403 or 409 without changing anything.
 
@@ -226,6 +262,9 @@ async def _decide(
         raise _conflict(row)
     if arguments_digest is not None:
         check_digest(row, arguments_digest, "body.argumentsDigest")
+    if arguments is not None and row["redact"]:
+        # A reviewer was shown "[redacted]" for these values: sent back, they stay as are.
+        arguments = redaction.restore(arguments, current_arguments(row), row["redact"])
     detail = request.get("detail") or {}
     allowed = detail.get("allowedDecisions")
     if isinstance(allowed, list) and decision not in allowed:
@@ -247,6 +286,7 @@ async def _decide(
     )
     if reason is not None:
         raise ApiError(403, "forbidden", reason)
+    asked = grants.check(row, grant) if grant is not None else None
     if decision == "approve" and row["min_approvals"] > 1:
         votes = await _votes(tx, approval_id)
         if principal in [v["principal"] for v in votes]:
@@ -303,6 +343,7 @@ async def _decide(
         )
         if not policy.tally(row["min_approvals"], voters):
             return None
+    granted = await grants.create(tx, row, asked, principal) if asked is not None else None
     return await finish(
         tx,
         approval_id,
@@ -311,6 +352,7 @@ async def _decide(
         comment=comment,
         answer=answer,
         arguments=arguments,
+        grant=granted,
         request_row=request,
         approval_row=row,
     )
@@ -403,6 +445,8 @@ async def finish(
     answer: str | None = None,
     arguments: Any = None,
     expired: bool = False,
+    grant: dict[str, Any] | None = None,
+    grant_id: str | None = None,
     request_row: dict[str, Any],
     approval_row: dict[str, Any],
 ) -> dict[str, Any]:
@@ -449,6 +493,7 @@ async def finish(
                         "argumentsDigest": signed,
                         "votes": [v["principal"] for v in votes],
                         "tool": row["tool"],
+                        **({"grant": grant} if grant is not None else {}),
                     },
                     resolved_at=at,
                     resolved_by=resolved_by,
@@ -468,6 +513,8 @@ async def finish(
         "claimed_by": None,
         "claimed_until": None,
     }
+    if grant_id is not None:
+        resolved["grant_id"] = grant_id
     await tx.conn.execute(RESOLVE, {"approval_id": approval_id, **resolved})
     await tx.update_event(row["event_id"], status=status, resolved_at=at, resolved_by=resolved_by)
     request.update(status=status, resolved_at=at, resolved_by=resolved_by)
@@ -492,18 +539,23 @@ async def withdraw(
 
     async def work(tx: LogTransaction) -> dict[str, Any]:
         row, request = await _load_with_request(tx, approval_id)
-        if row["requested_by"] != principal:
-            raise ApiError(
-                403,
-                "forbidden",
-                f"only the key that requested approval {approval_id} "
-                f"({row['requested_by']!r}) may withdraw it; this key is {principal!r}",
-            )
+        _requester_only(row, principal, "withdraw it")
         if row["status"] != "pending":
             raise _conflict(row)
         return await finish(tx, approval_id, None, principal, request_row=request, approval_row=row)
 
     return observed(await log.run(work, principal, confirm))
+
+
+def _requester_only(row: dict[str, Any], principal: str, what: str) -> None:
+    """403 unless ``principal`` is the key that requested the approval ``row``."""
+    if row["requested_by"] != principal:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"only the key that requested approval {row['id']} "
+            f"({row['requested_by']!r}) may {what}; this key is {principal!r}",
+        )
 
 
 def approved(row: Any) -> bool:
@@ -525,13 +577,7 @@ async def record_execution(
 
     async def work(tx: LogTransaction) -> dict[str, Any]:
         row, request = await _load_with_request(tx, approval_id)
-        if row["requested_by"] != principal:
-            raise ApiError(
-                403,
-                "forbidden",
-                f"only the key that requested approval {approval_id} "
-                f"({row['requested_by']!r}) may record its execution; this key is {principal!r}",
-            )
+        _requester_only(row, principal, "record its execution")
         if not approved(row):
             raise ApiError(
                 409,
@@ -630,6 +676,7 @@ def _derived(request: dict[str, Any], event_type: str, **values: Any) -> dict[st
         "thread_id": request.get("thread_id"),
         "run_id": request.get("run_id"),
         "approval_id": request.get("approval_id"),
+        "redact": request.get("redact"),
         **values,
     }
 
@@ -796,6 +843,21 @@ def current_digest(row: Any) -> str | None:
         return None
 
 
+def _headline(row: Any) -> str | None:
+    """The request's headline: its policy's display template over the arguments as
+    people see them (redacted), or its title."""
+    if not row["display"]:
+        return row["title"]
+    values = {
+        "arguments": redaction.redact(current_arguments(row) or {}, row["redact"]),
+        "tool": row["tool"],
+        "agent": row["agent_id"],
+        "run": row["run_id"],
+        "title": row["title"],
+    }
+    return display.headline(row["display"], values, row["title"])
+
+
 def check_digest(row: Any, shown: str, field: str) -> None:
     """409 ``stale`` when ``shown`` is not the digest of the approval's arguments now."""
     now = current_digest(row)
@@ -846,6 +908,11 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "answer": row["answer"],
         "editedArguments": _object(row["edited_arguments"]),
         "argumentsDigest": current_digest(row),
+        "redact": row["redact"],
+        "headline": _headline(row),
+        "grantId": row["grant_id"],
+        "grantable": row["grantable"],
+        "maxGrantSeconds": row["max_grant_seconds"],
         "execution": {
             "at": row["executed_at"],
             "by": row["executed_by"],

@@ -10,7 +10,7 @@ from typing import Any
 
 from approvals.core.clock import parse_iso
 from approvals.digest import approved_arguments
-from approvals.queue import policy
+from approvals.queue import grants, policy
 from approvals.queue.schema import ApprovalOut
 
 INT = re.compile(r"-?\d+")
@@ -183,3 +183,28 @@ def current(approval: ApprovalOut) -> dict[str, Any] | None:
     """The arguments a reviewer decides on now: the requested ones with the edits of
     earlier reviewers' votes (under a quorum) laid over them."""
     return approved_arguments(approval.arguments, approval.edited_arguments)
+
+
+@dataclass(frozen=True)
+class GrantOption:
+    """One choice of the decision form's standing grant: ``scope:seconds`` and its words."""
+
+    value: str
+    label: str
+
+
+GRANT_SPANS = ((15 * 60, "15 minutes"), (3600, "1 hour"), (8 * 3600, "8 hours"))
+
+
+def grant_options(approval: ApprovalOut) -> list[GrantOption]:
+    """The standing grants the decision form offers for this request, within its
+    policy's cap: this run, or this agent, for a while."""
+    limit = approval.max_grant_seconds or grants.DEFAULT_CAP
+    options = []
+    for scope, name in (("run", "this run"), ("agent", "this agent")):
+        if (approval.run_id if scope == "run" else approval.agent_id) is None:
+            continue
+        for seconds, words in GRANT_SPANS:
+            if seconds <= limit:
+                options.append(GrantOption(f"{scope}:{seconds}", f"Yes, for {name} for {words}"))
+    return options

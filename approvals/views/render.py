@@ -93,6 +93,7 @@ environment.globals.update(
     kind=desk.kind,
     diff=desk.diff,
     current=desk.current,
+    grant_options=desk.grant_options,
     active_claim=desk.active_claim,
     token_text=token_text,
     # What most pages may be given and many are not: the defaults here, so a template

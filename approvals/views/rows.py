@@ -13,13 +13,15 @@ from typing import Any
 
 import msgspec
 
-from approvals.events.schema import EventOut
+from approvals.events import redaction
+from approvals.events.schema import EventOut, shown
 from approvals.queue.schema import ApprovalOut
 
 
 def approval(row: Mapping[str, Any]) -> ApprovalOut:
-    """An approval's JSON (``service.fetch``, ``approval_json``) as the struct templates get."""
-    return msgspec.convert(row, type=ApprovalOut, strict=True)
+    """An approval's JSON (``service.fetch``, ``approval_json``) as the struct templates get:
+    as people see it, its arguments redacted by its policy."""
+    return msgspec.convert(redaction.approval(dict(row)), type=ApprovalOut, strict=True)
 
 
 def approvals(rows: Iterable[Mapping[str, Any]]) -> list[ApprovalOut]:
@@ -28,8 +30,9 @@ def approvals(rows: Iterable[Mapping[str, Any]]) -> list[ApprovalOut]:
 
 
 def event(row: Mapping[str, Any]) -> EventOut:
-    """An event's canonical JSON as the struct templates get."""
-    return msgspec.convert(row, type=EventOut, strict=True)
+    """An event's canonical JSON as the struct templates get (redacted as people see it)."""
+    json = row if isinstance(row, dict) else dict(row)
+    return msgspec.convert(shown(json), type=EventOut, strict=True)
 
 
 def events(rows: Iterable[Mapping[str, Any]]) -> list[EventOut]:

@@ -82,7 +82,9 @@ def message(
         "links": {d: f"{settings.public_url}/email/{t}" for d, t in (tokens or {}).items()},
         "reminder": reminder,
     }
-    title = " ".join((approval["title"] or "Approval requested").split())[:200]
+    title = " ".join(
+        (approval.get("headline") or approval["title"] or "Approval requested").split()
+    )[:200]
     mail = EmailMessage()
     mail["Subject"] = f"[approval] {'Reminder: ' if reminder else ''}{title}"
     mail["From"] = settings.email_from

@@ -17,6 +17,7 @@ from approvals.delivery.channels import email, slack
 from approvals.delivery.channels.models import slack_messages_table
 from approvals.delivery.channels.notices import Notice
 from approvals.delivery.worker import Sent, WithWorker
+from approvals.events import redaction
 from approvals.queue import service
 
 log = logging.getLogger("approvals.notify")
@@ -51,7 +52,10 @@ class Notifier:
         """Send one notice."""
         notice = msgspec.json.decode(delivery["payload"], type=Notice)
         try:
-            approval = await service.fetch(self.services.engine, notice.approval_id)
+            # Slack and email show the request as reviewers see it (redacted).
+            approval = redaction.approval(
+                await service.fetch(self.services.engine, notice.approval_id)
+            )
         except Exception:
             return Sent(error=f"approval {notice.approval_id} is gone", permanent=True)
         if notice.action == "remind" and approval["status"] != "pending":
@@ -102,7 +106,9 @@ class Notifier:
                 )
             if approval["status"] == "pending":
                 # It may have resolved while we posted, before the message was on record.
-                latest = await service.fetch(self.services.engine, approval["id"])
+                latest = redaction.approval(
+                    await service.fetch(self.services.engine, approval["id"])
+                )
                 if latest["status"] != "pending":
                     await self._update(latest, channel, ts)
             return Sent(status_code=answer.status_code)

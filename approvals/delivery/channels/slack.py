@@ -71,7 +71,9 @@ def page_url(settings: Settings, approval_id: str) -> str:
 def blocks(approval: dict[str, Any], settings: Settings, reminder: bool = False) -> list[Any]:
     """The Block Kit message: what is asked, by whom, and buttons while it is pending."""
     url = page_url(settings, approval["id"])
-    title = escape((approval["title"] or "Approval requested")[:TITLE_LIMIT])
+    title = escape(
+        (approval.get("headline") or approval["title"] or "Approval requested")[:TITLE_LIMIT]
+    )
     prefix = "Reminder: still waiting for a decision\n" if reminder else ""
     out: list[Any] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{prefix}*{title}*"}},
@@ -145,7 +147,7 @@ def outcome(approval: dict[str, Any]) -> str:
 def fallback(approval: dict[str, Any]) -> str:
     """The notification text (shown where blocks are not), escaped: Slack reads mentions
     in it too."""
-    title = escape(approval["title"] or "Approval requested")
+    title = escape(approval.get("headline") or approval["title"] or "Approval requested")
     if approval["status"] == "pending":
         return f"Approval requested: {title}"
     verb = escape(OUTCOME.get(approval["status"], approval["status"]))

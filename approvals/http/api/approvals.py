@@ -17,6 +17,7 @@ from approvals.core.clock import now_iso
 from approvals.core.contract import WRITE_ERRORS, convert, errors, refuse_body
 from approvals.core.errors import ApiError, not_found
 from approvals.core.outbound import parse as parse_destinations
+from approvals.events import redaction
 from approvals.events.log import new_id
 from approvals.events.schema import parse_position
 from approvals.http.api.events import Position
@@ -72,7 +73,11 @@ async def open_approval(
     return _out(approval)
 
 
-def _out(approval: dict[str, Any]) -> ApprovalOut:
+def _out(approval: dict[str, Any], request: Request[Any, Any, Any] | None = None) -> ApprovalOut:
+    """The approval's answer; to any key but its requester's (``request`` given), with
+    its arguments redacted by its policy: the agent reads its own arguments whole."""
+    if request is not None and request.state.principal.name != approval["requestedBy"]:
+        approval = redaction.approval(approval)
     return cast(ApprovalOut, convert(approval, ApprovalOut))
 
 
@@ -119,7 +124,7 @@ async def list_approvals(
     more = len(rows) > limit
     rows = rows[:limit]
     return ApprovalPage(
-        approvals=[_out(service.approval_json(row)) for row in rows],
+        approvals=[_out(service.approval_json(row), request) for row in rows],
         next_cursor=str(rows[-1]["event_id"]) if more else None,
     )
 
@@ -208,7 +213,8 @@ async def get_approval(
     # after it, which the wait below returns for (taken after, the poll slept through it).
     position = services.broker.head
     current = await service.fetch(services.engine, approval_id, full=True)
-    return _out(await settled(services, current, position, min(wait or 0.0, MAX_WAIT)))
+    settled_now = await settled(services, current, position, min(wait or 0.0, MAX_WAIT))
+    return _out(settled_now, request)
 
 
 async def settled(
@@ -254,7 +260,7 @@ async def decide(
     request: Request[Any, Any, Any], approval_id: ApprovalId, data: JSONBody[DecisionIn]
 ) -> ApprovalOut:
     """Approve, reject or answer one approval; 409 when it is already resolved."""
-    return _out(await _decide_one(request, approval_id, check_decision(data)))
+    return _out(await _decide_one(request, approval_id, check_decision(data)), request)
 
 
 @post(
@@ -330,7 +336,8 @@ async def decide_many(
             where = f"body[{index}]"
             body: DecisionItem = convert(item, DecisionItem, where)
             approval = await _decide_one(request, body.id, check_decision(body, where))
-            results.append(DecisionResult(id=body.id, status=200, approval=_out(approval)))
+            shown = _out(approval, request)
+            results.append(DecisionResult(id=body.id, status=200, approval=shown))
         except ApiError as exc:
             raw_id = item.get("id")
             results.append(
@@ -420,5 +427,9 @@ def _policy_out(row: dict[str, Any]) -> PolicyOut:
         require_reason=row["require_reason"],
         require_reason_on_approve=row["require_reason_on_approve"],
         confirm=row["confirm"],
+        redact=row["redact"],
+        display=row["display"],
+        grantable=row["grantable"],
+        max_grant_seconds=row["max_grant_seconds"],
         created_at=row["created_at"],
     )

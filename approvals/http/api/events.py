@@ -13,7 +13,7 @@ from approvals.core.clock import iso, parse_iso
 from approvals.core.contract import WRITE_ERRORS, convert, errors
 from approvals.core.errors import invalid, not_found
 from approvals.events.filters import EventFilter
-from approvals.events.schema import EventOut, EventPage, parse_batch, parse_position
+from approvals.events.schema import EventOut, EventPage, parse_batch, parse_position, shown
 from approvals.http.guard import hold_stream, requires
 from approvals.http.sse import EventStream
 from approvals.http.stream import (
@@ -241,4 +241,4 @@ async def get_event(
     event = await request.app.state.services.log.get(position)
     if event is None:
         raise not_found(f"event {event_id}")
-    return cast(EventOut, convert(event, EventOut))
+    return cast(EventOut, convert(shown(event), EventOut))

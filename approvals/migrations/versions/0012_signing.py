@@ -19,6 +19,8 @@ def grantable() -> sa.Column:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("redact", sa.JSON()))
     with op.batch_alter_table("approvals") as batch:
         batch.add_column(sa.Column("executed_at", sa.String(32)))
         batch.add_column(sa.Column("executed_by", sa.String(200)))
@@ -73,3 +75,5 @@ def downgrade() -> None:
             "executed_at",
         ):
             batch.drop_column(name)
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("redact")
