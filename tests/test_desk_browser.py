@@ -540,7 +540,7 @@ def test_every_page_passes_axe_in_both_themes_and_at_375px(
         page.get_by_role("button", name="Claim").click()
         page.get_by_text("You are on it").wait_for(timeout=10_000)
         problems["request"] = axe_violations(page)
-        page.get_by_label("rows").fill("10")
+        page.get_by_label("rows", exact=True).fill("10")
         page.get_by_label("f (JSON)").fill("{oops")
         page.get_by_role("button", name="Approve").click()
         page.get_by_role("alert").wait_for(timeout=10_000)

@@ -551,9 +551,18 @@ COMMANDS: dict[tuple[str, ...], tuple[int, dict[str, st.SearchStrategy[str | Non
     ("sources", "list"): (0, {}),
     ("pending",): (0, {"--agent-id": ARGS, "--run-id": ARGS, "--json": FLAG}),
     ("show",): (1, {}),
-    ("approve",): (1, {"--comment": ARGS}),
-    ("reject",): (1, {"--comment": ARGS}),
+    ("approve",): (
+        1,
+        {
+            "--comment": ARGS,
+            "--digest": st.sampled_from(["sha256:" + "0" * 64]) | ARGS,
+            "--grant": st.sampled_from(["run:60", "agent:999999999", "run:", ":5"]) | ARGS,
+        },
+    ),
+    ("reject",): (1, {"--reason": ARGS, "--digest": ARGS}),
     ("answer",): (2, {}),
+    ("grants", "list"): (0, {"--all": FLAG, "--json": FLAG}),
+    ("grants", "revoke"): (1, {}),
 }
 
 
@@ -565,7 +574,11 @@ def command_lines(draw: st.DrawFn, approvals: list[str]) -> list[str]:
     """Mostly well-formed command lines with hostile values; sometimes random words."""
     command = draw(st.sampled_from(sorted(COMMANDS)))
     positional, options = COMMANDS[command]
-    subject = st.sampled_from(approvals) | NAMES if command[0] not in ("keys", "users") else NAMES
+    subject = (
+        st.sampled_from(approvals) | NAMES
+        if command[0] not in ("keys", "users", "grants")
+        else NAMES
+    )
     args = [*command, *(draw(subject) for _ in range(positional))]
     for option in REQUIRED.get(command, ()):
         args += [option, str(draw(options[option]))]

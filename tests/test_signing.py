@@ -17,10 +17,15 @@ from typing import Any
 
 import httpx
 from test_dashboard import add_user, sign_in
+from test_notify_email import contact
+from test_notify_email import links as email_links
+from test_notify_email import route as email_route
+from test_notify_email import start as start_with_email
 
 from approvals.client import Approvals, ApprovalsError
 from conftest import Database, Server, until
 from slack_standin import SlackStandIn, click
+from smtp_standin import Mailbox
 from test_notify_slack import interact, posted_for
 from test_notify_slack import reviewer as slack_reviewer
 from test_notify_slack import route as slack_route
@@ -349,3 +354,30 @@ def test_the_dashboard_decides_on_what_its_page_showed_and_shows_the_execution(
         after = carol.get(page_url).text
         assert "Executed at" in after and "not executed" not in after
         assert "ran with arguments other than" not in after
+
+
+def test_an_email_link_approves_only_the_arguments_its_mail_showed(
+    database: Database, make_server: Callable[..., Server], mailbox: Mailbox
+) -> None:
+    contact(database, "alice", "alice@example.com")
+    server = start_with_email(make_server, database, mailbox)
+    bob = server.db.key("approvals:resolve", name="bob")
+    with server.client(server.db.key("admin")) as http:
+        email_route(http)
+        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
+        assert http.post("/v1/policies", json=policy).status_code == 201
+    with server.client(server.db.key("events:write", name="agent")) as http:
+        opened = open_request(http)
+    [mail] = mailbox.wait_for(1)
+    approve_link = email_links(mail, server)["approve"]
+    # Bob's vote edits the budget after the mail went out.
+    with server.client(bob) as http:
+        vote = http.post(
+            f"/v1/approvals/{opened['id']}/decision",
+            json={"decision": "approve", "arguments": {"budget": 1}},
+        )
+        assert vote.status_code == 200 and vote.json()["status"] == "pending"
+    used = httpx.post(approve_link)
+    assert used.status_code == 409 and "The arguments changed while you were looking" in used.text
+    assert server.db.scalar("SELECT count(*) FROM approval_votes") == 1
+    assert server.db.scalar("SELECT status FROM approvals") == "pending"

@@ -16,7 +16,7 @@ from approvals.delivery.channels import email
 from approvals.delivery.channels.models import used_links_table
 from approvals.events.log import LogTransaction
 from approvals.queue import service
-from approvals.views import rows
+from approvals.views import desk, rows
 from approvals.views.render import page
 
 LABEL = {"approve": "Approve", "reject": "Reject"}
@@ -108,6 +108,6 @@ async def email_link_decide(request: Request[Any, Any, Any], token: FromPath[str
         return _page(link, approval, 410, "This link was already used.")
     except ApiError as exc:
         approval = await service.fetch(services.engine, link.approval_id)
-        return _page(link, approval, exc.status, exc.message)
+        return _page(link, approval, exc.status, desk.STALE if exc.code == "stale" else exc.message)
     approval = await service.fetch(services.engine, link.approval_id)
     return _page(link, approval, 200, None)

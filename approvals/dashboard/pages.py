@@ -21,6 +21,7 @@ from approvals.dashboard.admit import change
 from approvals.delivery.deliveries import requeue
 from approvals.delivery.worker import endpoint_status
 from approvals.digest import approved_arguments
+from approvals.events import redaction
 from approvals.events.filters import FIELDS, EventFilter
 from approvals.mcp import elicitation
 from approvals.queue import grants, policy, service
@@ -284,8 +285,13 @@ def _panel(approval: dict[str, Any], current: session.Session, inbox: bool, **ex
 
 def _edited(form: dict[str, str], approval: dict[str, Any]) -> tuple[Any, desk.Edit | None]:
     """The arguments to approve with (None: unchanged) and the form's edit when it has errors.
-    The form shows the arguments as they stand (earlier votes' edits laid over them)."""
-    shown = approved_arguments(approval["arguments"], approval["editedArguments"])
+    The form shows the arguments as they stand (earlier votes' edits laid over them), as
+    people see them: a value the policy redacts comes back as its mark, which the
+    decision keeps as the real value."""
+    shown = redaction.redact(
+        approved_arguments(approval["arguments"], approval["editedArguments"]),
+        approval["redact"],
+    )
     if form.get("arguments", "").strip():
         try:
             arguments = json.loads(form["arguments"])
@@ -331,12 +337,6 @@ def _grant(raw: str) -> grants.GrantIn | None:
     if scope not in ("run", "agent") or not seconds.isdigit():
         raise ApiError(422, "invalid", "Choose a standing grant from the list, or none.")
     return grants.GrantIn(scope="run" if scope == "run" else "agent", seconds=int(seconds))
-
-
-STALE = (
-    "The arguments changed while you were looking (another reviewer edited them): "
-    "nothing was decided. Check them below and decide again."
-)
 
 
 @change("/approvals/{approval_id:str}/decide", status_code=200)
@@ -400,7 +400,7 @@ async def decide(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
     except ApiError as exc:
         if exc.status == 404:
             raise
-        extra.update(error=STALE if exc.code == "stale" else exc.message)
+        extra.update(error=desk.STALE if exc.code == "stale" else exc.message)
         status = exc.status
     else:
         status = 200

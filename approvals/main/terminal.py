@@ -110,6 +110,7 @@ def show(id: Id, url: Url = None, key: Key = None) -> None:
         ("id", body["id"]),
         ("status", body["status"]),
         ("title", body["title"]),
+        ("headline", body.get("headline") if body.get("headline") != body["title"] else None),
         ("tool", body.get("tool")),
         ("agent", body.get("agentId")),
         ("run", body.get("runId")),

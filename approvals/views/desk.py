@@ -208,3 +208,10 @@ def grant_options(approval: ApprovalOut) -> list[GrantOption]:
             if seconds <= limit:
                 options.append(GrantOption(f"{scope}:{seconds}", f"Yes, for {name} for {words}"))
     return options
+
+
+# What a reviewer reads when the arguments changed after their page or message showed them.
+STALE = (
+    "The arguments changed while you were looking (another reviewer edited them): "
+    "nothing was decided. Check them below and decide again."
+)
