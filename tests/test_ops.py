@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 
 from conftest import Server
 from streams import Subscription
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_health_readiness_metrics_and_schema(server: Server) -> None:
@@ -55,3 +60,22 @@ def test_time_to_decision_is_a_histogram_by_outcome(server: Server) -> None:
     for outcome in ("approved", "rejected", "withdrawn", "expired"):
         assert count(after, outcome) - count(before, outcome) == 1, outcome
     assert count(after, "answered") == count(before, "answered")
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_service_exports(server: Server) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "approvals.json").read_text())
+    with server.client() as http:
+        metrics = http.get("/metrics").text
+    families = set(re.findall(r"^# TYPE (\S+) ", metrics, re.M))
+    exported = families | {f + s for f in families for s in ("_bucket", "_count", "_sum")}
+    # A counter's family is typed with or without _total, depending on the client library.
+    exported |= {f + "_total" for f in families}
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(approvals_[a-z_]+)", target["expr"])
+    }
+    assert len(queried) >= 8
+    assert sorted(queried - exported) == [], "the dashboard queries metrics nobody exports"
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"])
