@@ -372,6 +372,7 @@ POST_ROUTES = [
     "/approvals/{id}/claim",
     "/approvals/batch",
     "/webhooks/deliveries/{delivery}/retry",
+    "/grants/{delivery}/revoke",
 ]
 GET_PAGES = [
     "/",
@@ -379,6 +380,7 @@ GET_PAGES = [
     "/events",
     "/audit",
     "/webhooks",
+    "/grants",
     "/approvals/{id}",
     "/approvals/{id}/panel",
     "/login",
@@ -397,6 +399,8 @@ FORM_NAMES = [
     "ids",
     "release",
     "step",
+    "grant",
+    "arguments_digest",
 ]
 QUERY_NAMES = [
     "agent",

@@ -52,6 +52,27 @@ def open_request(http: httpx.Client, arguments: Any = ARGUMENTS, **fields: Any) 
     return dict(answer.json())
 
 
+def quorum_request(
+    server: Server, admin: str | None = None, agent: str | None = None
+) -> dict[str, Any]:
+    """A set_budget request under a policy that needs two approvals."""
+    with server.client(admin or server.db.key("admin")) as http:
+        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
+        assert http.post("/v1/policies", json=policy).status_code == 201
+    with server.client(agent or server.db.key("events:write", name="agent")) as http:
+        return open_request(http)
+
+
+def vote_budget(server: Server, reviewer: str, approval_id: str, budget: int) -> None:
+    """One approving vote that edits the budget (the quorum stays pending)."""
+    with server.client(reviewer) as http:
+        vote = http.post(
+            f"/v1/approvals/{approval_id}/decision",
+            json={"decision": "approve", "arguments": {"budget": budget}},
+        )
+    assert vote.status_code == 200 and vote.json()["status"] == "pending", vote.text
+
+
 def test_every_approval_reader_carries_the_digest_of_its_arguments(server: Server) -> None:
     agent = server.db.key("events:write", "events:read", "approvals:read", name="agent")
     bob = server.db.key("approvals:resolve", "approvals:read", name="bob")
@@ -79,11 +100,7 @@ def test_a_decision_on_arguments_that_changed_is_stale_and_decides_nothing(
     agent = server.db.key("events:write", name="agent")
     alice = server.db.key("approvals:resolve", name="alice")
     bob = server.db.key("approvals:resolve", "approvals:read", name="bob")
-    with server.client(admin) as http:
-        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
-        assert http.post("/v1/policies", json=policy).status_code == 201
-    with server.client(agent) as http:
-        opened = open_request(http)
+    opened = quorum_request(server, admin, agent)
     shown = opened["argumentsDigest"]
     url = f"/v1/approvals/{opened['id']}/decision"
     with server.client(alice) as http:
@@ -264,21 +281,13 @@ def test_slack_approves_only_the_arguments_its_message_showed(
     bob = server.db.key("approvals:resolve", name="bob")
     with server.client(server.db.key("admin")) as http:
         slack_route(http)
-        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
-        assert http.post("/v1/policies", json=policy).status_code == 201
-    with server.client(server.db.key("events:write", name="agent")) as http:
-        opened = open_request(http)
+    opened = quorum_request(server)
     [message] = posted_for(slack, opened["id"])
     actions = next(b for b in message.body["blocks"] if b["type"] == "actions")
     shown = actions["elements"][0]["value"]
     assert shown == f"{opened['id']}|{opened['argumentsDigest']}"
     # Bob's vote edits the budget after the message went out.
-    with server.client(bob) as http:
-        vote = http.post(
-            f"/v1/approvals/{opened['id']}/decision",
-            json={"decision": "approve", "arguments": {"budget": 1}},
-        )
-        assert vote.status_code == 200 and vote.json()["status"] == "pending"
+    vote_budget(server, bob, opened["id"], 1)
     pressed = click("U0ALICE", "approve", opened["id"])
     pressed["actions"][0]["value"] = shown
     assert interact(server, pressed).status_code == 200
@@ -295,11 +304,7 @@ def test_the_dashboard_decides_on_what_its_page_showed_and_shows_the_execution(
     add_user(server.db, "carol")
     admin = server.db.key("admin", name="ops")
     agent = server.db.key("events:write", name="agent")
-    with server.client(admin) as http:
-        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
-        assert http.post("/v1/policies", json=policy).status_code == 201
-    with server.client(agent) as http:
-        opened = open_request(http)
+    opened = quorum_request(server, admin, agent)
     page_url = f"/approvals/{opened['id']}"
     alice, alice_csrf = sign_in(server, "alice")
     carol, carol_csrf = sign_in(server, "carol")
@@ -364,19 +369,11 @@ def test_an_email_link_approves_only_the_arguments_its_mail_showed(
     bob = server.db.key("approvals:resolve", name="bob")
     with server.client(server.db.key("admin")) as http:
         email_route(http)
-        policy = {"action": "require", "tool": "set_budget", "minApprovals": 2}
-        assert http.post("/v1/policies", json=policy).status_code == 201
-    with server.client(server.db.key("events:write", name="agent")) as http:
-        opened = open_request(http)
+    opened = quorum_request(server)
     [mail] = mailbox.wait_for(1)
     approve_link = email_links(mail, server)["approve"]
     # Bob's vote edits the budget after the mail went out.
-    with server.client(bob) as http:
-        vote = http.post(
-            f"/v1/approvals/{opened['id']}/decision",
-            json={"decision": "approve", "arguments": {"budget": 1}},
-        )
-        assert vote.status_code == 200 and vote.json()["status"] == "pending"
+    vote_budget(server, bob, opened["id"], 1)
     used = httpx.post(approve_link)
     assert used.status_code == 409 and "The arguments changed while you were looking" in used.text
     assert server.db.scalar("SELECT count(*) FROM approval_votes") == 1

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 from litestar import Request
@@ -42,6 +43,12 @@ class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=T
 
 class Out(msgspec.Struct, rename="camel", kw_only=True):
     """A response body: camelCase properties."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], **given: Any) -> Self:
+        """The answer for a table row: each field from the column of its name; ``given`` wins."""
+        taken = {f: row[f] for f in cls.__struct_fields__ if f not in given and f in row}
+        return cls(**taken, **given)
 
 
 class ErrorBody(Out):

@@ -59,13 +59,7 @@ class View:
         engine = self.services.engine
         if self.kind == "approval":
             approval = await service.fetch(engine, self.approval_id, full=True)
-            return render(
-                "_decision.html",
-                a=rows.approval(approval),
-                csrf=self.csrf,
-                user=self.user,
-                oob=True,
-            )
+            return self._fragment("_decision.html", approval, oob=True)
         if self.kind == "events":
             events = await self.services.log.tail(
                 100, upto=self.services.broker.head, where=self.where
@@ -73,10 +67,7 @@ class View:
             html = "".join(render("_event_row.html", e=e) for e in rows.events(events[::-1]))
             return f'<div id="events" hx-swap-oob="innerHTML">{html}</div>'
         approvals = await queries.pending(engine, self.filters)
-        html = "".join(
-            render("_approval_row.html", a=a, csrf=self.csrf, user=self.user)
-            for a in rows.approvals(approvals)
-        )
+        html = "".join(self._fragment("_approval_row.html", a) for a in approvals)
         return f'<div id="inbox" hx-swap-oob="innerHTML">{html}</div>'
 
     def presence(self) -> str:
@@ -100,33 +91,24 @@ class View:
                 return ""
             if event["type"] in CLAIM_EVENTS:
                 approval = await service.fetch(engine, approval_id)
-                return render(
-                    "_claim.html",
-                    a=rows.approval(approval),
-                    csrf=self.csrf,
-                    user=self.user,
-                    oob=True,
-                )
+                return self._fragment("_claim.html", approval, oob=True)
             if event["type"] not in APPROVAL_EVENTS:
                 return ""
             approval = await service.fetch(engine, approval_id, full=True)
-            return render(
-                "_decision.html",
-                a=rows.approval(approval),
-                csrf=self.csrf,
-                user=self.user,
-                oob=True,
-            )
+            return self._fragment("_decision.html", approval, oob=True)
         if event["type"] in ("approval.resolved", "approval.expired"):
             return f'<div id="approval-{approval_id}" hx-swap-oob="delete"></div>'
         approval = await service.fetch(engine, approval_id)
         if approval["status"] != "pending" or not queries.matches(approval, self.filters):
             return ""
-        view = rows.approval(approval)
-        row = render("_approval_row.html", a=view, csrf=self.csrf, user=self.user)
         if event["type"] == "approval.vote" or event["type"] in CLAIM_EVENTS:
-            return render("_approval_row.html", a=view, csrf=self.csrf, user=self.user, oob=True)
+            return self._fragment("_approval_row.html", approval, oob=True)
+        row = self._fragment("_approval_row.html", approval)
         return f'<div hx-swap-oob="afterbegin:#inbox">{row}</div>'
+
+    def _fragment(self, template: str, approval: dict[str, Any], oob: bool = False) -> str:
+        """One approval's fragment as this page's reviewer sees it."""
+        return render(template, a=rows.approval(approval), csrf=self.csrf, user=self.user, oob=oob)
 
     def describe(self) -> dict[str, Any]:
         """What this page follows, for the ``connected`` message."""

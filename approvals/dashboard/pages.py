@@ -14,6 +14,7 @@ from litestar.response import Redirect
 from approvals.auth import audit, oidc
 from approvals.auth import sessions as session
 from approvals.auth.users import active, check_password, reviewer, sign_out_everywhere
+from approvals.choices import grant_choice
 from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
 from approvals.dashboard import admit, queries
@@ -330,13 +331,12 @@ def _elicited(
 
 
 def _grant(raw: str) -> grants.GrantIn | None:
-    """The decision form's standing grant (``scope:seconds``), or None for none."""
-    scope, _, seconds = raw.partition(":")
-    if not raw:
-        return None
-    if scope not in ("run", "agent") or not seconds.isdigit():
-        raise ApiError(422, "invalid", "Choose a standing grant from the list, or none.")
-    return grants.GrantIn(scope="run" if scope == "run" else "agent", seconds=int(seconds))
+    """The decision form's standing grant, or None for none."""
+    try:
+        choice = grant_choice(raw)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", "Choose a standing grant from the list, or none.") from exc
+    return None if choice is None else grants.GrantIn(**choice)
 
 
 @change("/approvals/{approval_id:str}/decide", status_code=200)

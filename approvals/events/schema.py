@@ -192,10 +192,7 @@ class EventJson(dict[str, Any]):
     paths of its approval's policy, for the exits that serve it to people (``shown``)."""
 
     __slots__ = ("redact",)
-
-    def __init__(self, fields: dict[str, Any], redact: list[str] | None = None) -> None:
-        super().__init__(fields)
-        self.redact = redact
+    redact: list[str] | None
 
 
 def shown(event: dict[str, Any]) -> dict[str, Any]:
@@ -209,28 +206,27 @@ def to_json(row: Any) -> dict[str, Any]:
     """The canonical camelCase JSON of a stored event (a row or a mapping)."""
     mapping = row if isinstance(row, Mapping) else row._mapping
     get = mapping.__getitem__
-    return EventJson(
-        {
-            "id": str(get("id")),
-            "type": get("type"),
-            "category": get("category"),
-            "status": get("status"),
-            "title": get("title"),
-            "detail": get("detail"),
-            "source": get("source"),
-            "agentId": get("agent_id"),
-            "threadId": get("thread_id"),
-            "runId": get("run_id"),
-            "externalId": get("external_id"),
-            "costTokens": get("cost_tokens"),
-            "costUsd": get("cost_usd"),
-            "createdAt": get("created_at"),
-            "resolvedAt": get("resolved_at"),
-            "resolvedBy": get("resolved_by"),
-            "approvalId": get("approval_id"),
-        },
-        mapping.get("redact"),
+    event = EventJson(
+        id=str(get("id")),
+        type=get("type"),
+        category=get("category"),
+        status=get("status"),
+        title=get("title"),
+        detail=get("detail"),
+        source=get("source"),
+        agentId=get("agent_id"),
+        threadId=get("thread_id"),
+        runId=get("run_id"),
+        externalId=get("external_id"),
+        costTokens=get("cost_tokens"),
+        costUsd=get("cost_usd"),
+        createdAt=get("created_at"),
+        resolvedAt=get("resolved_at"),
+        resolvedBy=get("resolved_by"),
+        approvalId=get("approval_id"),
     )
+    event.redact = mapping.get("redact")
+    return event
 
 
 def parse_position(raw: str | None, name: str) -> int | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from approvals.choices import grant_choice
 from approvals.client import Approvals, ApprovalsError, Decision
 from approvals.mcp import elicitation
 
@@ -184,13 +185,11 @@ def approve(
         if not isinstance(edited, dict):
             typer.echo("error: --arguments must be a JSON object", err=True)
             raise typer.Exit(2)
-    standing = None
-    if grant is not None:
-        scope, _, seconds = grant.partition(":")
-        if scope not in ("run", "agent") or not seconds.isdigit():
-            typer.echo("error: --grant must look like run:3600 or agent:900", err=True)
-            raise typer.Exit(2)
-        standing = {"scope": scope, "seconds": int(seconds)}
+    try:
+        standing = grant_choice(grant or "")
+    except ValueError as exc:
+        typer.echo(f"error: --grant {exc}", err=True)
+        raise typer.Exit(2) from exc
     _decide(
         url,
         key,

@@ -164,20 +164,7 @@ async def used(tx: LogTransaction, grant: dict[str, Any]) -> None:
 
 def out(row: Any) -> GrantOut:
     """A grant row as its JSON."""
-    return GrantOut(
-        id=row["id"],
-        tool=row["tool"],
-        scope=row["scope"],
-        run_id=row["run_id"],
-        agent_id=row["agent_id"],
-        granted_by=row["granted_by"],
-        approval_id=row["approval_id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"],
-        uses=row["uses"],
-    )
+    return GrantOut.from_row(row)
 
 
 async def listed(conn: Any, *, everything: bool = False) -> list[GrantOut]:

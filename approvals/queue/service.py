@@ -837,19 +837,23 @@ def current_arguments(row: Any) -> dict[str, Any] | None:
 def current_digest(row: Any) -> str | None:
     """``argumentsDigest``: the digest of ``current_arguments`` (None only for a row
     stored before ingest refused arguments that cannot be signed)."""
+    return _signed(current_arguments(row))
+
+
+def _signed(arguments: dict[str, Any] | None) -> str | None:
     try:
-        return arguments_digest(current_arguments(row))
+        return arguments_digest(arguments)
     except Unsignable:
         return None
 
 
-def _headline(row: Any) -> str | None:
-    """The request's headline: its policy's display template over the arguments as
-    people see them (redacted), or its title."""
+def _headline(row: Any, arguments: dict[str, Any] | None) -> str | None:
+    """The request's headline: its policy's display template over ``arguments`` (the
+    current ones) as people see them (redacted), or its title."""
     if not row["display"]:
         return row["title"]
     values = {
-        "arguments": redaction.redact(current_arguments(row) or {}, row["redact"]),
+        "arguments": redaction.redact(arguments or {}, row["redact"]),
         "tool": row["tool"],
         "agent": row["agent_id"],
         "run": row["run_id"],
@@ -874,6 +878,7 @@ def check_digest(row: Any, shown: str, field: str) -> None:
 
 def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The public JSON of an approval."""
+    current = current_arguments(row)
     return {
         "id": row["id"],
         "status": row["status"],
@@ -907,9 +912,9 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "comment": row["comment"],
         "answer": row["answer"],
         "editedArguments": _object(row["edited_arguments"]),
-        "argumentsDigest": current_digest(row),
+        "argumentsDigest": _signed(current),
         "redact": row["redact"],
-        "headline": _headline(row),
+        "headline": _headline(row, current),
         "grantId": row["grant_id"],
         "grantable": row["grantable"],
         "maxGrantSeconds": row["max_grant_seconds"],

@@ -374,7 +374,7 @@ async def create_policy(request: Request[Any, Any, Any], data: JSONBody[PolicyCr
             tool=values.get("tool"),
             action=values.get("action"),
         )
-    return _policy_out(values)
+    return PolicyOut.from_row(values)
 
 
 @get(
@@ -390,7 +390,7 @@ async def list_policies(request: Request[Any, Any, Any]) -> PolicyList:
     table = service.policies_table
     async with request.app.state.services.engine.connect() as conn:
         rows = (await conn.execute(select(table).order_by(table.c.created_at))).mappings().all()
-    return PolicyList(policies=[_policy_out(dict(row)) for row in rows])
+    return PolicyList(policies=[PolicyOut.from_row(row) for row in rows])
 
 
 @delete(
@@ -413,23 +413,3 @@ async def delete_policy(
         if result.rowcount == 0:
             raise not_found(f"policy {policy_id}")
         trail.note("policy.deleted", f"Policy {policy_id} deleted", policy=policy_id)
-
-
-def _policy_out(row: dict[str, Any]) -> PolicyOut:
-    return PolicyOut(
-        id=row["id"],
-        agent_id=row["agent_id"],
-        tool=row["tool"],
-        action=row["action"],
-        min_approvals=row["min_approvals"],
-        allow_self_approval=row["allow_self_approval"],
-        reviewers=row["reviewers"],
-        require_reason=row["require_reason"],
-        require_reason_on_approve=row["require_reason_on_approve"],
-        confirm=row["confirm"],
-        redact=row["redact"],
-        display=row["display"],
-        grantable=row["grantable"],
-        max_grant_seconds=row["max_grant_seconds"],
-        created_at=row["created_at"],
-    )

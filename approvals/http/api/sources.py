@@ -27,22 +27,7 @@ SourceId = Annotated[str, PathParameter(max_length=200, description="the source'
 
 def source_json(row: Any, resume_secret: str | None = None) -> SourceOut:
     """The public form of a source: never its token; the resume secret only at creation."""
-    return SourceOut(
-        id=row["id"],
-        name=row["name"],
-        dialect=row["dialect"],
-        url=row["url"],
-        resume_url=row["resume_url"],
-        history=row["history"],
-        status=row["status"],
-        cursor=row["cursor"],
-        last_error=row["last_error"],
-        events_received=row["events_received"],
-        events_skipped=row["events_skipped"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        resume_secret=resume_secret,
-    )
+    return SourceOut.from_row(row, resume_secret=resume_secret)
 
 
 def _destinations(request: Request[Any, Any, Any]) -> Policy:
