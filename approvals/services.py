@@ -23,6 +23,8 @@ from approvals.core.db import is_postgres, libpq_dsn, make_async_engine, sqlite_
 from approvals.core.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.delivery.channels.notices import KIND as NOTIFY
 from approvals.delivery.channels.notices import OpenNotifications, slack_updates
+from approvals.delivery.channels.pager import KIND as PAGE
+from approvals.delivery.channels.pager import Pager, page_resolves
 from approvals.delivery.channels.sender import Notifier
 from approvals.delivery.outbox import Outbox
 from approvals.delivery.secrets import LOOKUPS
@@ -76,6 +78,7 @@ class Services:
         outbox = Outbox(webhooks.wake)
         outbox.on_resolved.append(resume_deliveries)
         outbox.on_resolved.append(slack_updates)
+        outbox.on_resolved.append(page_resolves)
         LOOKUPS["resume"] = resume_secret
         # The log's append hooks, the one place they are wired, in the order they run:
         # OpenApprovals inserts each request's approval (and applies auto/deny policies),
@@ -102,6 +105,7 @@ class Services:
         services.connectors = Connectors(services)
         services.notifier = Notifier(services)
         webhooks.senders[NOTIFY] = services.notifier
+        webhooks.senders[PAGE] = Pager(services)
         webhooks.beat = lambda: services.beats.beat("deliveries")
         return services
 

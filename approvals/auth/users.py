@@ -48,6 +48,8 @@ class User(SQLModel, table=True):
     session_generation: int = 0
     is_admin: bool = False
     oidc_subject: str | None = Field(default=None, max_length=300, unique=True)
+    away_until: str | None = Field(default=None, max_length=32)  # delegating until then
+    delegate: str | None = Field(default=None, max_length=100)  # who decides meanwhile
 
 
 users_table = User.__table__  # type: ignore[attr-defined]

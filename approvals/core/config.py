@@ -124,6 +124,7 @@ class Settings:
     slack_bot_token: str = ""
     slack_signing_secret: str = ""
     slack_api_url: str = "https://slack.com/api/"
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     smtp_url: str = ""
     email_from: str = "approvals@localhost"
     rate_limit: str = "off"
@@ -174,6 +175,7 @@ class Settings:
             slack_bot_token=os.environ.get("APPROVALS_SLACK_BOT_TOKEN", ""),
             slack_signing_secret=os.environ.get("APPROVALS_SLACK_SIGNING_SECRET", ""),
             slack_api_url=os.environ.get("APPROVALS_SLACK_API_URL") or cls.slack_api_url,
+            pagerduty_url=os.environ.get("APPROVALS_PAGERDUTY_URL") or cls.pagerduty_url,
             smtp_url=os.environ.get("APPROVALS_SMTP_URL", ""),
             email_from=os.environ.get("APPROVALS_EMAIL_FROM") or cls.email_from,
             rate_limit=os.environ.get("APPROVALS_RATE_LIMIT") or cls.rate_limit,

@@ -19,6 +19,7 @@ from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
 from approvals.dashboard import admit, queries
 from approvals.dashboard.admit import change
+from approvals.delivery.channels import notices
 from approvals.delivery.deliveries import requeue
 from approvals.delivery.worker import endpoint_status
 from approvals.digest import approved_arguments
@@ -258,6 +259,7 @@ async def approval_page(
         a=view,
         timeline=items,
         notices=await queries.notifications(engine, approval_id),
+        ladder=await notices.ladder_of(engine, approval_id),
         why=desk.why(view, rule),
         deliveries=await queries.deliveries(engine, approval),
         nav="inbox",

@@ -215,7 +215,7 @@ async def notifications(
     engine: AsyncEngine, approval_id: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Notification deliveries (Slack, email), newest first, each with its attempts."""
-    query = select(deliveries_table).where(deliveries_table.c.kind == "notify")
+    query = select(deliveries_table).where(deliveries_table.c.kind.in_(("notify", "page")))
     if approval_id is not None:
         query = query.where(deliveries_table.c.approval_id == approval_id)
     query = query.order_by(deliveries_table.c.created_at.desc(), deliveries_table.c.id).limit(limit)

@@ -238,6 +238,22 @@ class DeliveryWorker:
         duration = int((time.monotonic() - began) * 1000)
         return Outcome(delivery, status_code, error, retry_after, duration, permanent=refused)
 
+    async def post(self, url: str, content: bytes) -> tuple[int, float | None]:
+        """POST a JSON body through the outbound policy, for senders that speak another
+        service's API (PagerDuty): the status and any Retry-After, in seconds."""
+        assert self._client is not None, "the worker is not running"
+        if (unsendable := outbound.unsendable(url)) is not None:
+            raise outbound.Refused(f"the URL {unsendable}")
+        async with (
+            asyncio.timeout(self.settings.webhook_timeout),
+            self._client.stream(
+                "POST", url, content=content, headers={"content-type": "application/json"}
+            ) as answer,
+        ):
+            await outbound.read_bounded(answer)
+        retry_after = schedule.parse_retry_after(answer.headers.get("retry-after"), time.time())
+        return answer.status_code, retry_after
+
     async def check_destination(self, url: str) -> None:
         """For senders that connect by themselves (Slack, SMTP): resolve the URL's host and
         raise ``outbound.Refused`` when the policy refuses an address (OSError when it does

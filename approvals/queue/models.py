@@ -61,6 +61,9 @@ class Approval(SQLModel, table=True):
     grantable: bool = True
     max_grant_seconds: int | None = None
     grant_id: str | None = Field(default=None, max_length=64)  # the grant that approved it
+    assigned_to: str | None = Field(default=None, max_length=200)  # handed to this reviewer
+    assigned_by: str | None = Field(default=None, max_length=200)
+    delegated_from: str | None = Field(default=None, max_length=200)  # the away reviewer
 
 
 class Vote(SQLModel, table=True):
@@ -98,6 +101,8 @@ class Policy(SQLModel, table=True):
     display: str | None = None
     grantable: bool = True
     max_grant_seconds: int | None = None
+    escalation: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    warn_before_seconds: int | None = None  # a warning this long before a timeout
 
 
 class Grant(SQLModel, table=True):

@@ -84,6 +84,25 @@ class DecisionItem(DecisionIn, kw_only=True):
     id: Name
 
 
+class PageStep(Body):
+    """A step that pages through PagerDuty's Events API v2."""
+
+    routing_key: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=64, description="the integration's routing key"),
+    ]
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+
+
+class EscalationStep(Body):
+    """One rung of a ladder: if the approval is still pending ``afterSeconds`` after it
+    opened, notify a route (or ``reviewers``: every reviewer who may decide it) or page."""
+
+    after_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT)]
+    notify: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    page: PageStep | None = None
+
+
 class PolicyCreate(Body):
     """``POST /v1/policies``: a rule for an agent and/or a tool."""
 
@@ -103,6 +122,10 @@ class PolicyCreate(Body):
     display: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
     grantable: bool = True
     max_grant_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_GRANT)] | None = None
+    escalation: (
+        Annotated[list[EscalationStep], msgspec.Meta(min_length=1, max_length=10)] | None
+    ) = None
+    warn_before_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT)] | None = None
 
 
 class Vote(Out):
@@ -215,6 +238,8 @@ class PolicyOut(Out):
     display: str | None
     grantable: bool
     max_grant_seconds: int | None
+    escalation: list[EscalationStep] | None
+    warn_before_seconds: int | None
     created_at: Timestamp
 
 
@@ -280,6 +305,8 @@ def policy_values(body: PolicyCreate) -> dict[str, Any]:
         raise invalid("body.minApprovals", "applies only to action 'require'")
     if body.reviewers is not None and len(set(body.reviewers)) < body.min_approvals:
         raise invalid("body.reviewers", "must name at least minApprovals distinct reviewers")
+    if body.warn_before_seconds is not None and body.action != "require":
+        raise invalid("body.warnBeforeSeconds", "applies only to action 'require'")
     return {
         "agent_id": body.agent_id,
         "tool": body.tool,
@@ -294,4 +321,24 @@ def policy_values(body: PolicyCreate) -> dict[str, Any]:
         "display": check_template(body.display, "body.display") if body.display else None,
         "grantable": body.grantable,
         "max_grant_seconds": body.max_grant_seconds,
+        "escalation": _ladder(body),
+        "warn_before_seconds": body.warn_before_seconds,
     }
+
+
+def _ladder(body: PolicyCreate) -> list[dict[str, Any]] | None:
+    """A policy's escalation steps as stored (camelCase JSON), checked: one action each,
+    in the order they fire, only where requests wait for a human."""
+    if body.escalation is None:
+        return None
+    if body.action != "require":
+        raise invalid("body.escalation", "applies only to action 'require'")
+    previous = 0
+    for index, step in enumerate(body.escalation):
+        field = f"body.escalation[{index}]"
+        if (step.notify is None) == (step.page is None):
+            raise invalid(field, "needs exactly one of notify (a route id or 'reviewers') and page")
+        if step.after_seconds <= previous:
+            raise invalid(f"{field}.afterSeconds", "steps must come in order of afterSeconds")
+        previous = step.after_seconds
+    return [msgspec.to_builtins(step) for step in body.escalation]

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from approvals.core.config import Settings
+from approvals.delivery.channels.schema import Lead
 from approvals.delivery.channels.slack import arguments_text, page_url
 from approvals.views import rows
 from approvals.views.render import render
@@ -70,7 +71,7 @@ def message(
     settings: Settings,
     to: str,
     tokens: dict[str, str] | None,
-    reminder: bool = False,
+    lead: Lead | None = None,
 ) -> EmailMessage:
     """The text and HTML email about one approval (agent text escaped in the HTML)."""
     arguments, cut = arguments_text(approval["arguments"], limit=4000)
@@ -80,13 +81,13 @@ def message(
         "cut": cut,
         "page": page_url(settings, approval["id"]),
         "links": {d: f"{settings.public_url}/email/{t}" for d, t in (tokens or {}).items()},
-        "reminder": reminder,
+        "lead": lead,
     }
     title = " ".join(
         (approval.get("headline") or approval["title"] or "Approval requested").split()
     )[:200]
     mail = EmailMessage()
-    mail["Subject"] = f"[approval] {'Reminder: ' if reminder else ''}{title}"
+    mail["Subject"] = f"[approval] {lead.tag + ': ' if lead is not None else ''}{title}"
     mail["From"] = settings.email_from
     mail["To"] = to
     mail.set_content(render("email.txt", **context))

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.auth.users import users_table
-from approvals.core.clock import iso
+from approvals.core.clock import iso, parse_iso
+from approvals.core.errors import invalid
 from approvals.delivery.channels.models import routes_table, slack_messages_table
+from approvals.delivery.channels.pager import KIND as PAGE
+from approvals.delivery.channels.pager import TRIGGER, Page, page_row
+from approvals.delivery.channels.schema import Lead
 from approvals.delivery.outbox import deliveries_table, pending_row
 from approvals.events.log import LogTransaction
 from approvals.events.writer import prepared
 from approvals.queue import policy
-from approvals.queue.service import approvals_table
+from approvals.queue.service import approvals_table, policies_table
+
+log = logging.getLogger("approvals.notify")
 
 KIND = "notify"
 REVIEWERS = "reviewers"
@@ -25,12 +34,47 @@ REVIEWERS = "reviewers"
 class Notice(msgspec.Struct, kw_only=True):
     """What one notification delivery does (its ``payload``)."""
 
-    action: str  # open, remind, update
+    action: str  # open, remind, escalate, warn, update
     channel: str  # slack, email
     to: str  # Slack channel or user id, or an email address
     approval_id: str
     reviewer: str | None = None  # the reviewer the links decide as (email)
     route_id: str | None = None
+    step: int | None = None  # the escalation step (1-based) that sends it
+
+
+# Notices that matter only while the approval waits: skipped once it is decided.
+WHILE_PENDING = ("remind", "escalate", "warn")
+
+
+def lead(notice: Notice, approval: dict[str, Any]) -> Lead | None:
+    """What a reminder, an escalation or a timeout warning says before the request."""
+    if notice.action == "remind":
+        return Lead("Reminder", "this request is still waiting for a decision.")
+    if notice.action == "escalate":
+        waited = datetime.now(UTC) - parse_iso(approval["createdAt"])
+        return Lead(
+            "Escalated",
+            f"this request has waited {_duration(waited)} for a decision "
+            f"(escalation step {notice.step}).",
+        )
+    if notice.action == "warn" and approval["expiresAt"]:
+        left = parse_iso(approval["expiresAt"]) - datetime.now(UTC)
+        outcome = "approved" if approval["onTimeout"] == "approve" else "rejected"
+        return Lead(
+            "Expiring soon",
+            f"this request times out in {_duration(left)} and will then be {outcome}.",
+        )
+    return None
+
+
+def _duration(span: timedelta) -> str:
+    minutes = max(0, round(span.total_seconds() / 60))
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes // 60} hours {minutes % 60} minutes"
 
 
 def notice_row(notice: Notice, event_id: int, due: str | None = None) -> dict[str, Any]:
@@ -38,7 +82,7 @@ def notice_row(notice: Notice, event_id: int, due: str | None = None) -> dict[st
     scheme = "slack" if notice.channel == "slack" else "mailto"
     return pending_row(
         kind=KIND,
-        msg_id=f"msg_{event_id}_{notice.action}_{notice.to}"[:100],
+        msg_id=f"msg_{event_id}_{notice.action}{notice.step or ''}_{notice.to}"[:100],
         url=f"{scheme}:{notice.to}",
         event_id=event_id,
         event_type=f"notification.{notice.channel}.{notice.action}",
@@ -103,7 +147,8 @@ class OpenNotifications:
         tx.extras.setdefault("notify", set()).update(r["id"] for r in rows if r["id"] in opening)
 
     async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
-        """Queue one notice per matching route and recipient, and a reminder when asked."""
+        """Queue one notice per matching route and recipient, a reminder and a warning
+        before the timeout when asked, and the steps of the policy's escalation ladder."""
         marked = tx.extras.get("notify", set())
         ids = [
             r["approval_id"]
@@ -116,16 +161,19 @@ class OpenNotifications:
         if routes is None:
             found = (await tx.conn.execute(ALL_ROUTES)).mappings()
             routes = tx.extras["notify.routes"] = [dict(r) for r in found]
-        if not routes:
-            return
         approvals = [
             dict(r)
             for r in (
                 await tx.conn.execute(select(approvals_table).where(approvals_table.c.id.in_(ids)))
             ).mappings()
         ]
+        ladders = await _ladders(tx, approvals)
+        if not routes and not ladders:
+            return
         deliveries = []
         for approval in approvals:
+            ladder = ladders.get(approval["policy_id"])
+            warn = _warning_due(approval, ladder)
             for route in routes:
                 if not route_matches(route, approval):
                     continue
@@ -143,10 +191,116 @@ class OpenNotifications:
                         later = datetime.now(UTC) + timedelta(seconds=route["remind_after_seconds"])
                         notice.action = "remind"
                         deliveries.append(notice_row(notice, approval["event_id"], iso(later)))
+                    if warn is not None:
+                        notice.action = "warn"
+                        deliveries.append(notice_row(notice, approval["event_id"], warn))
+            if ladder is not None:
+                deliveries.extend(await _steps(tx, approval, ladder["escalation"] or [], routes))
         if deliveries:
             await tx.insert(deliveries_table, deliveries)
             if self.wake not in tx.after_commit:
                 tx.after_commit.append(self.wake)
+
+
+async def check_ladder(conn: Any, ladder: list[dict[str, Any]] | None) -> None:
+    """422 naming the step whose ``notify`` is neither ``reviewers`` nor a route's id."""
+    named = {s["notify"] for s in ladder or [] if s.get("notify") not in (None, REVIEWERS)}
+    if not named:
+        return
+    found = await conn.execute(select(routes_table.c.id).where(routes_table.c.id.in_(named)))
+    known = set(found.scalars())
+    for index, step in enumerate(ladder or []):
+        if step.get("notify") in named - known:
+            raise invalid(
+                f"body.escalation[{index}].notify",
+                f"no notification route {step['notify']}: name one of GET /v1/notifications "
+                "or 'reviewers'",
+            )
+
+
+async def _ladders(
+    tx: LogTransaction, approvals: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The escalation and warning of the policies these approvals were opened under
+    (only those that have either)."""
+    policy_ids = {a["policy_id"] for a in approvals if a["policy_id"] is not None}
+    if not policy_ids:
+        return {}
+    table = policies_table
+    found = await tx.conn.execute(
+        select(table.c.id, table.c.escalation, table.c.warn_before_seconds).where(
+            table.c.id.in_(policy_ids)
+        )
+    )
+    return {
+        row.id: dict(row._mapping)
+        for row in found
+        if row.escalation or row.warn_before_seconds is not None
+    }
+
+
+def _warning_due(approval: dict[str, Any], ladder: dict[str, Any] | None) -> str | None:
+    """When to warn that the approval is about to time out (None: no warning, or the
+    timeout is nearer than the warning)."""
+    if ladder is None or not ladder["warn_before_seconds"] or not approval["timeout_at"]:
+        return None
+    due = parse_iso(approval["timeout_at"]) - timedelta(seconds=ladder["warn_before_seconds"])
+    return iso(due) if due > parse_iso(approval["created_at"]) else None
+
+
+async def _steps(
+    tx: LogTransaction,
+    approval: dict[str, Any],
+    ladder: list[dict[str, Any]],
+    routes: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The deliveries of an escalation ladder, each due when its step fires; the sender
+    skips those whose approval was decided first. A step due after the timeout is left out."""
+    opened = parse_iso(approval["created_at"])
+    deadline = parse_iso(approval["timeout_at"]) if approval["timeout_at"] else None
+    by_id = {route["id"]: route for route in routes}
+    out = []
+    for number, step in enumerate(ladder, start=1):
+        at = opened + timedelta(seconds=step["afterSeconds"])
+        if deadline is not None and at >= deadline:
+            break
+        due = iso(at)
+        if step.get("page"):
+            page = Page(
+                action="trigger",
+                approval_id=approval["id"],
+                routing_key=step["page"]["routingKey"],
+                severity=step["page"].get("severity") or "critical",
+                step=number,
+            )
+            out.append(page_row(page, approval["event_id"], due))
+            continue
+        targets: list[dict[str, Any]]
+        if step["notify"] == REVIEWERS:
+            targets = [{"id": None, "channel": c, "target": REVIEWERS} for c in ("slack", "email")]
+        elif step["notify"] in by_id:
+            targets = [by_id[step["notify"]]]
+        else:
+            log.warning(
+                "approval %s: escalation step %d names route %s, which is gone",
+                approval["id"],
+                number,
+                step["notify"],
+            )
+            continue
+        for route in targets:
+            for address, reviewer in await recipients(tx, route, approval):
+                notice = Notice(
+                    action="escalate",
+                    channel=route["channel"],
+                    to=address,
+                    approval_id=approval["id"],
+                    reviewer=reviewer,
+                    route_id=route["id"],
+                    step=number,
+                )
+                out.append(notice_row(notice, approval["event_id"], due))
+    return out
 
 
 # Slack messages sent for an approval, or Slack notices of it still queued (run on every
@@ -178,3 +332,55 @@ async def slack_updates(
         return []
     notice = Notice(action="update", channel="slack", to="messages", approval_id=approval["id"])
     return [notice_row(notice, int(resolution["id"]))]
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One escalation step or timeout warning of an approval, as its page tells it."""
+
+    at: str  # when it fired, or is due
+    state: str  # sent, due, skipped, failing, failed
+    text: str
+
+
+LADDER_TYPES = (TRIGGER, "notification.slack.escalate", "notification.email.escalate")
+WARN_TYPES = ("notification.slack.warn", "notification.email.warn")
+
+
+async def ladder_of(engine: AsyncEngine, approval_id: str) -> list[Rung]:
+    """What the escalation ladder and the timeout warning did for one approval (and
+    will do), in the order of their times."""
+    table = deliveries_table
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            select(table)
+            .where(
+                table.c.approval_id == approval_id,
+                table.c.event_type.in_(LADDER_TYPES + WARN_TYPES),
+            )
+            .order_by(table.c.created_at, table.c.id)
+        )
+        rows = [dict(r) for r in found.mappings()]
+    return sorted((_rung(row) for row in rows), key=lambda rung: rung.at)
+
+
+def _rung(row: dict[str, Any]) -> Rung:
+    if row["kind"] == PAGE:
+        page = msgspec.json.decode(row["payload"], type=Page)
+        step, verb, whom = page.step, ("paged", "pages"), "PagerDuty"
+    else:
+        notice = msgspec.json.decode(row["payload"], type=Notice)
+        step = notice.step
+        verb = ("warned", "warns") if notice.action == "warn" else ("escalated to", "escalates to")
+        whom = f"{'Slack' if notice.channel == 'slack' else 'email'} {notice.to}"
+    label = f"Step {step}: " if step else "Timeout warning: "
+    done, due = f"{label}{verb[0]} {whom}", f"{label}{verb[1]} {whom}"
+    if row["status"] == "succeeded" and row["last_status_code"] is not None:
+        return Rung(row["updated_at"], "sent", done)
+    if row["status"] == "succeeded":
+        return Rung(row["updated_at"], "skipped", f"{label}not needed, decided first")
+    if row["status"] == "failed":
+        return Rung(row["updated_at"], "failed", f"{due} failed: {row['last_error']}")
+    if row["attempts"]:
+        return Rung(row["next_attempt_at"], "failing", f"{due}, failing: {row['last_error']}")
+    return Rung(row["next_attempt_at"], "due", due)

@@ -46,3 +46,11 @@ class NotificationList(Out):
     """Every route, oldest first."""
 
     notifications: list[NotificationPublic]
+
+
+class Lead(msgspec.Struct, frozen=True):
+    """The line above a notice that is not the first (a reminder, an escalation, a
+    timeout warning): a tag, which also prefixes an email's subject, and what it says."""
+
+    tag: str
+    text: str

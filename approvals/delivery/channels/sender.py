@@ -15,7 +15,7 @@ from approvals.core.outbound import Refused
 from approvals.core.secretbox import service_key
 from approvals.delivery.channels import email, slack
 from approvals.delivery.channels.models import slack_messages_table
-from approvals.delivery.channels.notices import Notice
+from approvals.delivery.channels.notices import WHILE_PENDING, Notice, lead
 from approvals.delivery.worker import Sent, WithWorker
 from approvals.events import redaction
 from approvals.queue import service
@@ -58,8 +58,8 @@ class Notifier:
             )
         except Exception:
             return Sent(error=f"approval {notice.approval_id} is gone", permanent=True)
-        if notice.action == "remind" and approval["status"] != "pending":
-            return Sent()  # decided in time: no reminder needed
+        if notice.action in WHILE_PENDING and approval["status"] != "pending":
+            return Sent()  # decided in time: no reminder, escalation or warning needed
         if notice.channel == "slack":
             return await self._slack_send(delivery, notice, approval)
         return await self._email_send(notice, approval)
@@ -90,7 +90,7 @@ class Notifier:
             answer = await self.slack.chat_postMessage(
                 channel=notice.to,
                 text=slack.fallback(approval),
-                blocks=slack.blocks(approval, self.settings, reminder=notice.action == "remind"),
+                blocks=slack.blocks(approval, self.settings, lead(notice, approval)),
                 unfurl_links=False,
             )
             channel, ts = answer["channel"], answer["ts"]
@@ -153,9 +153,7 @@ class Notifier:
                 notice.reviewer,
                 approval.get("argumentsDigest"),
             )
-        mail = email.message(
-            approval, self.settings, notice.to, tokens, reminder=notice.action == "remind"
-        )
+        mail = email.message(approval, self.settings, notice.to, tokens, lead(notice, approval))
         from aiosmtplib import SMTPException  # imported on first use
 
         try:

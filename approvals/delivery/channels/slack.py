@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from approvals.core.config import Settings
 from approvals.delivery import schedule
+from approvals.delivery.channels.schema import Lead
 from approvals.delivery.worker import Sent
 from approvals.views.render import clock, left
 
@@ -68,13 +69,13 @@ def page_url(settings: Settings, approval_id: str) -> str:
     return f"{settings.public_url}/approvals/{approval_id}"
 
 
-def blocks(approval: dict[str, Any], settings: Settings, reminder: bool = False) -> list[Any]:
+def blocks(approval: dict[str, Any], settings: Settings, lead: Lead | None = None) -> list[Any]:
     """The Block Kit message: what is asked, by whom, and buttons while it is pending."""
     url = page_url(settings, approval["id"])
     title = escape(
         (approval.get("headline") or approval["title"] or "Approval requested")[:TITLE_LIMIT]
     )
-    prefix = "Reminder: still waiting for a decision\n" if reminder else ""
+    prefix = f"*{lead.tag}:* {lead.text}\n" if lead is not None else ""
     out: list[Any] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{prefix}*{title}*"}},
         {

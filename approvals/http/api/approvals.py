@@ -17,6 +17,7 @@ from approvals.core.clock import now_iso
 from approvals.core.contract import WRITE_ERRORS, convert, errors, refuse_body
 from approvals.core.errors import ApiError, not_found
 from approvals.core.outbound import parse as parse_destinations
+from approvals.delivery.channels import notices
 from approvals.events import redaction
 from approvals.events.log import new_id
 from approvals.events.schema import parse_position
@@ -365,6 +366,7 @@ async def create_policy(request: Request[Any, Any, Any], data: JSONBody[PolicyCr
     values = policy_values(data)
     values.update(id=new_id("pol"), created_at=now_iso())
     async with audit.change(request) as trail:
+        await notices.check_ladder(trail.conn, values["escalation"])
         await trail.conn.execute(insert(service.policies_table).values(**values))
         trail.note(
             "policy.created",
