@@ -32,7 +32,17 @@ run: $(SERVE_STAMP)  ## serve on http://127.0.0.1:8000 (make run PORT=8080 HOST=
 	@APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS='$(APPROVALS_WEBHOOK_ALLOWED_DESTINATIONS)' \
 		$(BIN)/approvals serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-test: $(STAMP)  ## the whole test suite (PostgreSQL and browser tests need their variables)
+# The TypeScript SDK (clients/typescript): its packages and build, when Node.js is here (its
+# tests skip, saying so, when it is not). .ci/run installs nodejs and npm on CI machines.
+NPM := $(shell command -v npm 2>/dev/null)
+TS_STAMP := clients/typescript/node_modules/.installed
+
+$(TS_STAMP): clients/typescript/package-lock.json
+	npm ci --prefix clients/typescript --no-audit --no-fund
+	npm run build --prefix clients/typescript
+	touch $(TS_STAMP)
+
+test: $(STAMP) $(if $(NPM),$(TS_STAMP))  ## the whole test suite (PostgreSQL and browser tests need their variables)
 	$(BIN)/pytest -n 3 --dist loadfile
 
 lint: $(STAMP)
