@@ -16,10 +16,10 @@ from approvals.core.config import Settings
 from approvals.core.contract import ApiRequest, refuse_unknown_query
 from approvals.core.db import parse_url
 from approvals.core.errors import exception_handlers
-from approvals.dashboard import admit, links, live, oidc_pages, pages
+from approvals.dashboard import admit, insights, links, live, oidc_pages, pages
 from approvals.http import fastpath
 from approvals.http.api import approvals as queue
-from approvals.http.api import grants, hooks, notifications, sources, webhooks
+from approvals.http.api import grants, hooks, notifications, sources, stats, webhooks
 from approvals.http.api import slack as interactions
 from approvals.http.api.events import get_event, get_events, post_events
 from approvals.http.asgi import HSTS, SECURITY_HEADERS, App
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.record_execution,
         grants.list_grants,
         grants.revoke_grant,
+        stats.get_stats,
         hooks.claude_code,
         queue.decide_many,
         queue.create_policy,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *pages.DESK,
         pages.history_page,
         pages.events_page,
+        insights.insights_page,
         pages.webhooks_page,
         pages.grants_page,
         pages.revoke_grant,

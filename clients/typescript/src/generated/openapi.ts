@@ -192,6 +192,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Figures of the approvals requested in a window, over all and per group
+         * @description Counts by outcome, time to a person's decision (p50, p90, p99 in seconds, by nearest rank), the expired share and the auto-approved share (by a policy or a standing grant) of the approvals requested in `[since, until)`, over all and, with `groupBy`, per tool, agent, reviewer (who ended it) or UTC day of the request. The window defaults to the last 30 days.
+         */
+        get: operations["getStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/hooks/claude-code": {
         parameters: {
             query?: never;
@@ -779,6 +799,19 @@ export interface components {
             uses: number;
         };
         /**
+         * GroupStats
+         * @description The figures of one group (``key`` null: none, e.g. no tool) or of all approvals.
+         */
+        GroupStats: {
+            key: string | null;
+            total: number;
+            outcomes: components["schemas"]["Outcomes"];
+            autoApproved: number;
+            expiredShare: number | null;
+            autoApprovedShare: number | null;
+            timeToDecision: components["schemas"]["Timing"];
+        };
+        /**
          * HookAnswer
          * @description The hook's answer, as Claude Code reads it.
          */
@@ -834,6 +867,18 @@ export interface components {
             remindAfterSeconds: number | null;
             createdBy: string | null;
             createdAt: string;
+        };
+        /**
+         * Outcomes
+         * @description How many approvals of the group ended each way (or are still pending).
+         */
+        Outcomes: {
+            approved: number;
+            rejected: number;
+            answered: number;
+            expired: number;
+            withdrawn: number;
+            pending: number;
         };
         /**
          * PageStep
@@ -1001,6 +1046,37 @@ export interface components {
             token?: string;
             resumeUrl?: string | null;
             history?: boolean;
+        };
+        /**
+         * Stats
+         * @description Figures of the approvals requested in ``[since, until)``, over all and per group.
+         */
+        Stats: {
+            /**
+             * Format: date-time
+             * @description ISO-8601 time, e.g. 2026-11-20T12:00:00.000Z
+             */
+            since: string;
+            /**
+             * Format: date-time
+             * @description ISO-8601 time, e.g. 2026-11-20T12:00:00.000Z
+             */
+            until: string;
+            groupBy: ("agent" | "day" | "reviewer" | "tool") | null;
+            total: components["schemas"]["GroupStats"];
+            groups: components["schemas"]["GroupStats"][];
+            groupsOmitted: number;
+        };
+        /**
+         * Timing
+         * @description Seconds from request to a person's decision: how many, and percentiles by nearest
+         *     rank (null when no person decided any).
+         */
+        Timing: {
+            decided: number;
+            p50: number | null;
+            p90: number | null;
+            p99: number | null;
         };
         /**
          * Vote
@@ -2092,6 +2168,69 @@ export interface operations {
             };
             /** @description Conflict: already resolved or expired, or the name is taken */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's rate limit or open-stream cap; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: {
+                /** @description approvals requested at or after this time (ISO 8601; default: 30 days before until) */
+                since?: string;
+                /** @description approvals requested before this time (ISO 8601; default: now) */
+                until?: string;
+                /** @description figures per tool, agent, reviewer or day */
+                groupBy?: "tool" | "agent" | "reviewer" | "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description Invalid input: an unknown query parameter, a malformed value, or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key lacks the scope the operation needs (named in `scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
