@@ -27,7 +27,10 @@ def test_contacts_list_update_and_password(sqlite_database: Database) -> None:
         (("update", "alice", "--email", "nope"), "not an email address"),
         (("update", "alice", "--slack-user", "#general"), "not a Slack user id"),
         (("update", "nobody", "--email", "x@example.com"), "no user named"),
-        (("update", "alice"), "give --email, --slack-user and/or --admin"),
+        (
+            ("update", "alice"),
+            "give --email, --slack-user, --admin/--no-admin, --away-until and/or --delegate",
+        ),
         (("disable", "nobody"), "no user named"),
     ):
         failed = cli(db, "users", *args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
-from approvals.core.clock import now_iso
+from approvals.core.clock import iso, now_iso, parse_iso
 
 hasher = PasswordHasher()
 
@@ -183,14 +184,92 @@ def update_user(
     email: str | None = None,
     slack_user: str | None = None,
     admin: bool | None = None,
+    away_until: str | None = None,
+    delegate: str | None = None,
 ) -> None:
-    """Change a reviewer's email address, Slack user id ("" clears one) or admin flag."""
+    """Change a reviewer's email address, Slack user id ("" clears one), admin flag, or
+    absence: away until a time ("" for back) with a delegate who decides meanwhile."""
     values: dict[str, Any] = dict(_contacts(email, slack_user))
     if admin is not None:
         values["is_admin"] = admin
+    values.update(_absence(conn, username, away_until, delegate))
     if not values:
-        raise UserError("give --email, --slack-user and/or --admin/--no-admin")
+        raise UserError(
+            "give --email, --slack-user, --admin/--no-admin, --away-until and/or --delegate"
+        )
     _change(conn, username, **values)
+
+
+def _absence(
+    conn: Connection, username: str, away_until: str | None, delegate: str | None
+) -> dict[str, Any]:
+    """Checked ``away_until`` and ``delegate`` columns ("" clears either): a future time,
+    and another reviewer who can act; an absence without a delegate is refused."""
+    if away_until is None and delegate is None:
+        return {}
+    current = conn.execute(
+        select(users_table.c.away_until, users_table.c.delegate).where(
+            users_table.c.username == username
+        )
+    ).first()
+    if current is None:
+        raise UserError(f"no user named {username!r}")
+    values: dict[str, Any] = {}
+    if away_until:
+        try:
+            moment = parse_iso(away_until)
+        except ValueError as exc:
+            raise UserError(
+                f"{away_until!r} is not a time like 2026-12-24T00:00:00Z: {exc}"
+            ) from exc
+        if moment <= datetime.now(UTC):
+            raise UserError(f"{away_until!r} has passed: away until a time still to come")
+        values["away_until"] = iso(moment)
+    elif away_until == "":
+        values["away_until"] = None
+    if delegate:
+        if delegate == username:
+            raise UserError("a reviewer cannot delegate to themselves")
+        found = conn.execute(
+            select(users_table.c.disabled).where(users_table.c.username == delegate)
+        ).first()
+        if found is None or found.disabled:
+            raise UserError(f"no active reviewer named {delegate!r} to delegate to")
+        values["delegate"] = delegate
+    elif delegate == "":
+        values["delegate"] = None
+    away = values.get("away_until", current.away_until)
+    if away is not None and values.get("delegate", current.delegate) is None:
+        raise UserError("an away reviewer needs a delegate: give --delegate NAME")
+    return values
+
+
+async def stand_in(conn: Any, username: str) -> tuple[str, str | None]:
+    """Who acts for ``username`` now: their delegate (and theirs, and so on) while each is
+    away, with the first away reviewer named; ``(username, None)`` when they are here."""
+    now = now_iso()
+    seen = [username]
+    while True:
+        row = (
+            await conn.execute(
+                select(users_table.c.away_until, users_table.c.delegate).where(
+                    users_table.c.username == seen[-1]
+                )
+            )
+        ).first()
+        if row is None or not row.delegate or not row.away_until or row.away_until <= now:
+            break
+        if row.delegate in seen:
+            break  # two reviewers away, each delegating to the other: stop at the last
+        disabled = (
+            await conn.execute(
+                select(users_table.c.disabled).where(users_table.c.username == row.delegate)
+            )
+        ).scalar()
+        if disabled is not False:
+            break  # the delegate was disabled (or removed) since: nobody to hand it to
+        seen.append(row.delegate)
+    return (seen[-1], username if len(seen) > 1 else None)
 
 
 def _ended(conn: Connection, username: str, **values: Any) -> None:
@@ -229,6 +308,8 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
             users_table.c.disabled,
             users_table.c.is_admin,
             users_table.c.created_at,
+            users_table.c.away_until,
+            users_table.c.delegate,
         ).order_by(users_table.c.username)
     )
     return [dict(row) for row in rows.mappings()]

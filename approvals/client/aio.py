@@ -134,6 +134,7 @@ class AsyncApprovals(BaseApprovals[httpx.AsyncBaseTransport]):
     executable = awaitable(core.executable)
     grants = awaitable(core.grants)
     revoke_grant = awaitable(core.revoke_grant)
+    assign = awaitable(core.assign)
     pending = awaitable(core.pending)
 
     def inbox(self, **filters: Any) -> AsyncInbox:

@@ -328,6 +328,13 @@ def grants(client: BaseApprovals, /, everything: bool = False) -> Op[list[dict[s
     return list(page["grants"])
 
 
+def assign(client: BaseApprovals, /, approval_id: str, to: str) -> Op[dict[str, Any]]:
+    """Hand a pending approval to reviewer ``to`` (their delegate while they are away):
+    claimed by them and sent to them; returns the approval's JSON."""
+    path = f"/v1/approvals/{approval_id}/assign"
+    return (yield from call(Request("POST", path, json={"to": to}), retry=False))
+
+
 def revoke_grant(client: BaseApprovals, /, grant_id: str) -> Op[None]:
     """Revoke a standing grant: the next matching request asks a human again."""
     yield from call(Request("DELETE", f"/v1/grants/{grant_id}"), retry=False)

@@ -94,6 +94,7 @@ class Approvals(BaseApprovals[httpx.BaseTransport]):
     executable = blocking(core.executable)
     grants = blocking(core.grants)
     revoke_grant = blocking(core.revoke_grant)
+    assign = blocking(core.assign)
     pending = blocking(core.pending)
 
     def inbox(self, **filters: Any) -> Inbox:

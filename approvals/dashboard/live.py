@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from approvals.services import Services
 
 APPROVAL_EVENTS = ("approval.resolved", "approval.expired", "approval.vote")
-CLAIM_EVENTS = ("approval.claimed", "approval.released")
+CLAIM_EVENTS = ("approval.claimed", "approval.released", "approval.assigned")
 
 
 def message(html: str, position: int) -> bytes:

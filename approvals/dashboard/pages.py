@@ -13,7 +13,15 @@ from litestar.response import Redirect
 
 from approvals.auth import audit, oidc
 from approvals.auth import sessions as session
-from approvals.auth.users import active, check_password, reviewer, sign_out_everywhere
+from approvals.auth.users import (
+    UserError,
+    active,
+    check_password,
+    list_users,
+    reviewer,
+    sign_out_everywhere,
+    update_user,
+)
 from approvals.choices import grant_choice
 from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
@@ -260,10 +268,18 @@ async def approval_page(
         timeline=items,
         notices=await queries.notifications(engine, approval_id),
         ladder=await notices.ladder_of(engine, approval_id),
+        reviewer_names=await _reviewer_names(engine),
         why=desk.why(view, rule),
         deliveries=await queries.deliveries(engine, approval),
         nav="inbox",
     )
+
+
+async def _reviewer_names(engine: Any) -> list[str]:
+    """Active reviewers, for the assign box's suggestions."""
+    async with engine.connect() as conn:
+        everyone = await conn.run_sync(list_users)
+    return [u["username"] for u in everyone if not u["disabled"]]
 
 
 @get("/approvals/{approval_id:str}/panel", include_in_schema=False, opt={"query": ("view",)})
@@ -560,6 +576,94 @@ async def revoke_grant(request: Request[Any, Any, Any], grant_id: FromPath[str])
     return Redirect("/grants", status_code=303)
 
 
+@change("/approvals/{approval_id:str}/assign", status_code=200)
+async def assign(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
+    """Hand a request to a reviewer (their delegate while they are away); every page shows it."""
+    form = await _form(request)
+    current = admit.current(request)
+    assert current.user is not None
+    services = request.app.state.services
+    error = None
+    try:
+        async with services.log.transaction(current.user) as tx:
+            to = form.get("to", "").strip()
+            await notices.assign(tx, approval_id, to, current.user, services.webhooks.wake)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        error = exc.message
+    if "hx-request" not in request.headers:
+        return Redirect(f"/approvals/{approval_id}", status_code=303)
+    approval = await service.fetch(services.engine, approval_id)
+    html = render(
+        "_claim.html",
+        a=rows.approval(approval),
+        csrf=current.csrf,
+        user=current.user,
+        claim_error=error,
+    )
+    return Response(html, media_type="text/html")
+
+
+@get("/settings", include_in_schema=False)
+async def settings_page(request: Request[Any, Any, Any]) -> Response[Any]:
+    """The signed-in reviewer's own settings: away, and who decides meanwhile."""
+    current = await signed_in(request)
+    if current is None or current.user is None:
+        return to_login(request)
+    return await _settings(request, current.user, current.csrf)
+
+
+async def _settings(
+    request: Request[Any, Any, Any], user: str, csrf: str, error: str | None = None
+) -> Response[Any]:
+    async with request.app.state.services.engine.connect() as conn:
+        everyone = await conn.run_sync(list_users)
+    me = next(u for u in everyone if u["username"] == user)
+    away = me["away_until"] if me["away_until"] and me["away_until"] > now_iso() else None
+    others = [u["username"] for u in everyone if u["username"] != user and not u["disabled"]]
+    return page(
+        "settings.html",
+        400 if error else 200,
+        user=user,
+        csrf=csrf,
+        away=away,
+        delegate=me["delegate"],
+        others=others,
+        error=error,
+        nav="settings",
+    )
+
+
+@change("/settings/away", status_code=303)
+async def set_away(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Away until a time with a delegate, or back (``back``): the same rule as the CLI's."""
+    form = await _form(request)
+    current = admit.current(request)
+    assert current.user is not None
+    user: str = current.user
+    if form.get("back"):
+        until, delegate = "", ""
+    else:
+        # The form's datetime-local has no zone: it is read as UTC, as the page says.
+        until = form.get("away_until", "").strip()
+        until = f"{until}Z" if until and len(until) <= 19 else until
+        delegate = form.get("delegate", "").strip()
+    try:
+        async with request.app.state.services.engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: update_user(sync, user, away_until=until, delegate=delegate)
+            )
+    except UserError as exc:
+        return await _settings(request, user, current.csrf, error=str(exc))
+    async with request.app.state.services.log.transaction(user) as tx:
+        title = f"Reviewer {user!r} is back" if not until else f"Reviewer {user!r} away"
+        await audit.record(
+            tx, "user.updated", f"user:{user}", title, user=user, awayUntil=until or None
+        )
+    return Redirect("/settings", status_code=303)
+
+
 @change("/webhooks/deliveries/{delivery_id:str}/retry", role="admin", status_code=303)
 async def retry_from_page(
     request: Request[Any, Any, Any], delivery_id: FromPath[str]
@@ -640,4 +744,4 @@ async def batch(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response(render("_batch.html", results=results, **context), media_type="text/html")
 
 
-DESK = [panel, claim, batch]  # the reviewer's desk: decision steps, claims, batches
+DESK = [panel, claim, assign, batch, settings_page, set_away]  # the reviewer's desk

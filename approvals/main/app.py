@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue.get_approval,
         queue.decide,
         queue.withdraw,
+        queue.assign,
         queue.record_execution,
         grants.list_grants,
         grants.revoke_grant,

@@ -119,6 +119,9 @@ def show(id: Id, url: Url = None, key: Key = None) -> None:
         ("requested by", body.get("requestedBy")),
         ("created", body.get("createdAt")),
         ("expires", body.get("expiresAt")),
+        ("assigned to", body.get("assignedTo")),
+        ("assigned by", body.get("assignedBy")),
+        ("for", body.get("delegatedFrom") and f"{body['delegatedFrom']} (away)"),
         ("decided by", body.get("resolvedBy")),
         ("decided at", body.get("resolvedAt")),
         ("comment", body.get("comment")),
@@ -323,8 +326,27 @@ def revoke_grant(
     typer.echo(f"{id} revoked")
 
 
+def assign(
+    id: Id,
+    to: Annotated[str, typer.Option("--to", help="The reviewer's username.")],
+    url: Url = None,
+    key: Key = None,
+) -> None:
+    """Hand a pending approval to a reviewer (to their delegate while they are away)."""
+    with _client(url, key) as client:
+        try:
+            body = client.assign(id, to)
+        except ApprovalsError as exc:
+            raise _fail(exc) from exc
+    away = body.get("delegatedFrom")
+    typer.echo(
+        f"{body['id']} assigned to {body['assignedTo']}"
+        + (f" (for {away}, who is away)" if away else "")
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the inbox commands to the ``approvals`` command line."""
-    for command in (pending, show, approve, reject, answer):
+    for command in (pending, show, approve, reject, answer, assign):
         app.command(rich_help_panel="Inbox (over the HTTP API)")(command)
     app.add_typer(grants_app, name="grants", rich_help_panel="Inbox (over the HTTP API)")

@@ -18,6 +18,7 @@ from approvals.auth.users import (
     sign_out_everywhere,
     update_user,
 )
+from approvals.core.clock import now_iso
 
 Transaction = Callable[[], AbstractContextManager[tuple[Any, Any]]]
 Audited = Callable[[Callable[[Any, Any], Any]], Any]
@@ -86,17 +87,41 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
             bool | None,
             typer.Option("--admin/--no-admin", help="Grant or withdraw the audit page."),
         ] = None,
+        away_until: Annotated[
+            str | None,
+            typer.Option(
+                metavar="TIME",
+                help="Away until this time (2026-12-24T00:00:00Z): what would go to them goes "
+                'to their --delegate meanwhile. "" says they are back.',
+            ),
+        ] = None,
+        delegate: Annotated[
+            str | None,
+            typer.Option(
+                metavar="NAME", help='Who decides for them while they are away ("" clears).'
+            ),
+        ] = None,
     ) -> None:
-        """Change a reviewer's email address, Slack user id or admin flag."""
+        """Change a reviewer's email address, Slack user id, admin flag or absence."""
 
         change(
-            lambda conn: update_user(conn, name, email=email, slack_user=slack_user, admin=admin),
+            lambda conn: update_user(
+                conn,
+                name,
+                email=email,
+                slack_user=slack_user,
+                admin=admin,
+                away_until=away_until,
+                delegate=delegate,
+            ),
             "user.updated",
             f"Reviewer {name!r} updated",
             user=name,
             admin=admin,
             email=None if email is None else "changed",
             slackUser=None if slack_user is None else "changed",
+            awayUntil=away_until,
+            delegate=delegate,
         )
         typer.echo(f"Updated reviewer {name!r}.")
 
@@ -111,6 +136,8 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
             state = "disabled" if row["disabled"] else "active"
             if row["is_admin"]:
                 state += ", admin"
+            if row["away_until"] and row["away_until"] > now_iso():
+                state += f", away until {row['away_until']} (delegate {row['delegate']})"
             typer.echo(
                 f"{row['username']}\t{row['email'] or '-'}\t{row['slack_user_id'] or '-'}\t"
                 f"{state}\t{row['created_at']}"

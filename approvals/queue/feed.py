@@ -28,6 +28,7 @@ from approvals.queue import policy, service
 SNAPSHOT_TRIES = 20
 KINDS = {
     "approval.vote": "approval.updated",
+    "approval.assigned": "approval.updated",
     "approval.resolved": "approval.resolved",
     "approval.expired": "approval.expired",
 }

@@ -84,6 +84,12 @@ class DecisionItem(DecisionIn, kw_only=True):
     id: Name
 
 
+class AssignIn(Body):
+    """``POST /v1/approvals/{id}/assign``: hand a pending request to a reviewer."""
+
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="a username")]
+
+
 class PageStep(Body):
     """A step that pages through PagerDuty's Events API v2."""
 
@@ -194,6 +200,9 @@ class ApprovalOut(Out):
     allow_edit: bool
     claimed_by: str | None
     claimed_until: Timestamp | None
+    assigned_to: str | None = None
+    assigned_by: str | None = None
+    delegated_from: str | None = None
     request: EventOut | None = None
     resolution: EventOut | None = None
 

@@ -130,6 +130,9 @@ class OpenApprovals:
                 "allow_edit": detail.get("allowEdit") is not False,
                 "claimed_by": None,
                 "claimed_until": None,
+                "assigned_to": None,
+                "assigned_by": None,
+                "delegated_from": None,
                 "created_at": row["created_at"],
                 "resolved_at": None,
                 "resolved_by": None,
@@ -494,6 +497,7 @@ async def finish(
                         "votes": [v["principal"] for v in votes],
                         "tool": row["tool"],
                         **({"grant": grant} if grant is not None else {}),
+                        **_assignment(row),
                     },
                     resolved_at=at,
                     resolved_by=resolved_by,
@@ -631,6 +635,74 @@ async def record_execution(
 
 
 CLAIM_SECONDS = 15 * 60
+ASSIGN_SECONDS = 24 * 3600  # an assignment holds the claim this long (or to the timeout)
+
+
+def _assignment(row: Any) -> dict[str, Any]:
+    """Who handed the request to whom, for its resolution (nothing when nobody did)."""
+    if row["assigned_by"] is None:
+        return {}
+    return {
+        "assignedTo": row["assigned_to"],
+        "assignedBy": row["assigned_by"],
+        "delegatedFrom": row["delegated_from"],
+    }
+
+
+async def assign(
+    tx: LogTransaction,
+    approval_id: str,
+    to: str,
+    by: str,
+    *,
+    delegated_from: str | None = None,
+) -> dict[str, Any]:
+    """Hand a pending request to reviewer ``to`` (claimed by them) on ``by``'s word; log it.
+    ``delegated_from`` names the away reviewer it was meant for. Returns the approval row."""
+    row, request = await _load_with_request(tx, approval_id)
+    if row["status"] != "pending":
+        raise _conflict(row)
+    reason = policy.refusal(
+        principal=to,
+        requested_by=row["requested_by"],
+        allow_self_approval=row["allow_self_approval"],
+        reviewers=row["reviewers"],
+    )
+    if reason is not None:
+        raise invalid("body.to", reason)
+    until = datetime.now(UTC) + timedelta(seconds=ASSIGN_SECONDS)
+    if row["timeout_at"]:
+        until = min(until, parse_iso(row["timeout_at"]))
+    values = {
+        "assigned_to": to,
+        "assigned_by": by,
+        "delegated_from": delegated_from,
+        "claimed_by": to,
+        "claimed_until": iso(until),
+    }
+    for_whom = f" for {delegated_from}, who is away" if delegated_from else ""
+    await tx.append(
+        [
+            _derived(
+                request,
+                "approval.assigned",
+                title=f"{by} handed the request to {to}{for_whom}",
+                detail={
+                    "approvalId": approval_id,
+                    "requestEventId": str(row["event_id"]),
+                    "by": by,
+                    "to": to,
+                    "delegatedFrom": delegated_from,
+                    "until": values["claimed_until"],
+                    "previous": row["assigned_to"],
+                },
+            )
+        ]
+    )
+    await tx.conn.execute(
+        update(approvals_table).where(approvals_table.c.id == approval_id).values(**values)
+    )
+    return {**row, **values}
 
 
 async def claim(
@@ -905,6 +977,9 @@ def approval_json(row: Any, votes: list[dict[str, Any]] | None = None) -> dict[s
         "allowEdit": row["allow_edit"],
         "claimedBy": row["claimed_by"],
         "claimedUntil": row["claimed_until"],
+        "assignedTo": row["assigned_to"],
+        "assignedBy": row["assigned_by"],
+        "delegatedFrom": row["delegated_from"],
         "createdAt": row["created_at"],
         "resolvedAt": row["resolved_at"],
         "resolvedBy": row["resolved_by"],

@@ -12,8 +12,8 @@ import msgspec
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approvals.auth.users import users_table
-from approvals.core.clock import iso, parse_iso
+from approvals.auth.users import stand_in, users_table
+from approvals.core.clock import iso, now_iso, parse_iso
 from approvals.core.errors import invalid
 from approvals.delivery.channels.models import routes_table, slack_messages_table
 from approvals.delivery.channels.pager import KIND as PAGE
@@ -22,7 +22,7 @@ from approvals.delivery.channels.schema import Lead
 from approvals.delivery.outbox import deliveries_table, pending_row
 from approvals.events.log import LogTransaction
 from approvals.events.writer import prepared
-from approvals.queue import policy
+from approvals.queue import policy, service
 from approvals.queue.service import approvals_table, policies_table
 
 log = logging.getLogger("approvals.notify")
@@ -44,7 +44,7 @@ class Notice(msgspec.Struct, kw_only=True):
 
 
 # Notices that matter only while the approval waits: skipped once it is decided.
-WHILE_PENDING = ("remind", "escalate", "warn")
+WHILE_PENDING = ("remind", "escalate", "warn", "assign")
 
 
 def lead(notice: Notice, approval: dict[str, Any]) -> Lead | None:
@@ -57,6 +57,13 @@ def lead(notice: Notice, approval: dict[str, Any]) -> Lead | None:
             "Escalated",
             f"this request has waited {_duration(waited)} for a decision "
             f"(escalation step {notice.step}).",
+        )
+    if notice.action == "assign":
+        away = approval.get("delegatedFrom")
+        return Lead(
+            "Assigned to you",
+            f"{approval.get('assignedBy')} handed this request to you"
+            + (f" for {away}, who is away." if away else "."),
         )
     if notice.action == "warn" and approval["expiresAt"]:
         left = parse_iso(approval["expiresAt"]) - datetime.now(UTC)
@@ -113,7 +120,8 @@ def allowed(user: str, approval: dict[str, Any]) -> bool:
 async def recipients(
     tx: LogTransaction, route: dict[str, Any], approval: dict[str, Any]
 ) -> list[tuple[str, str | None]]:
-    """``(address, reviewer)`` pairs a route sends one approval to."""
+    """``(address, reviewer)`` pairs a route sends one approval to; what would go to a
+    reviewer who is away goes to their delegate instead."""
     column = users_table.c.slack_user_id if route["channel"] == "slack" else users_table.c.email
     if route["target"] == REVIEWERS:
         rows = await tx.conn.execute(
@@ -121,7 +129,8 @@ async def recipients(
             .where(users_table.c.disabled.is_(False), column.is_not(None))
             .order_by(users_table.c.username)
         )
-        return [(address, user) for user, address in rows if allowed(user, approval)]
+        pairs = [(address, user) for user, address in rows if allowed(user, approval)]
+        return await _covered(tx, column, pairs, approval)
     if route["channel"] == "email":
         owner = (
             await tx.conn.execute(
@@ -131,8 +140,73 @@ async def recipients(
                 )
             )
         ).scalar()
-        return [(route["target"], owner if owner and allowed(owner, approval) else None)]
+        reviewer = owner if owner and allowed(owner, approval) else None
+        return await _covered(tx, column, [(route["target"], reviewer)], approval)
     return [(route["target"], None)]
+
+
+async def _covered(
+    tx: LogTransaction, column: Any, pairs: list[tuple[str, str | None]], approval: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """``pairs`` with each away reviewer replaced by whoever stands in for them (left out
+    when that reviewer has no address on this channel or may not decide), once each."""
+    away = tx.extras.get("notify.away")  # who is away now: read once per transaction
+    if away is None:
+        found = await tx.conn.execute(
+            select(users_table.c.username).where(users_table.c.away_until > now_iso())
+        )
+        away = tx.extras["notify.away"] = set(found.scalars())
+    out: list[tuple[str, str | None]] = []
+    for address, user in pairs:
+        if user is not None and user in away:
+            effective, _ = await stand_in(tx.conn, user)
+            if effective != user:
+                moved = (
+                    await tx.conn.execute(select(column).where(users_table.c.username == effective))
+                ).scalar()
+                if not moved or not allowed(effective, approval):
+                    continue
+                address, user = moved, effective
+        if (address, user) not in out:
+            out.append((address, user))
+    return out
+
+
+async def assign(
+    tx: LogTransaction, approval_id: str, to: str, by: str, wake: Callable[[], None]
+) -> dict[str, Any]:
+    """Hand a pending request to reviewer ``to`` (to their delegate while they are away),
+    claimed by them, and tell them on each channel they have. Returns the approval row."""
+    found = (
+        await tx.conn.execute(select(users_table.c.disabled).where(users_table.c.username == to))
+    ).first()
+    if found is None or found.disabled:
+        raise invalid("body.to", f"no active reviewer named {to!r}")
+    effective, away = await stand_in(tx.conn, to)
+    row = await service.assign(tx, approval_id, effective, by, delegated_from=away)
+    contacts = (
+        await tx.conn.execute(
+            select(users_table.c.slack_user_id, users_table.c.email).where(
+                users_table.c.username == effective
+            )
+        )
+    ).first()
+    notes = []
+    for channel, address in zip(("slack", "email"), contacts or (None, None), strict=True):
+        if address:
+            notice = Notice(
+                action="assign",
+                channel=channel,
+                to=address,
+                approval_id=approval_id,
+                reviewer=effective,
+            )
+            notes.append(notice_row(notice, row["event_id"]))
+    if notes:
+        await tx.insert(deliveries_table, notes)
+        if wake not in tx.after_commit:
+            tx.after_commit.append(wake)
+    return row
 
 
 class OpenNotifications:

@@ -19,7 +19,7 @@ from approvals.core.errors import ApiError, not_found
 from approvals.core.outbound import parse as parse_destinations
 from approvals.delivery.channels import notices
 from approvals.events import redaction
-from approvals.events.log import new_id
+from approvals.events.log import LogTransaction, new_id
 from approvals.events.schema import parse_position
 from approvals.http.api.events import Position
 from approvals.http.guard import hold_stream, requires
@@ -29,6 +29,7 @@ from approvals.queue.schema import (
     ApprovalCreate,
     ApprovalOut,
     ApprovalPage,
+    AssignIn,
     DecisionIn,
     DecisionItem,
     DecisionResult,
@@ -284,6 +285,37 @@ async def withdraw(request: Request[Any, Any, Any], approval_id: ApprovalId) -> 
     principal = request.state.principal
     log = request.app.state.services.log
     return _out(await service.withdraw(log, approval_id, principal.name, confirm=principal.confirm))
+
+
+@post(
+    "/v1/approvals/{approval_id:str}/assign",
+    guards=[requires("approvals:resolve")],
+    status_code=200,
+    operation_id="assignApproval",
+    tags=TAGS,
+    summary="Hand a pending approval to a reviewer; 409 when already resolved",
+    description=(
+        "Claims the approval for the reviewer named by `to` (for 24 hours, or until its "
+        "timeout), logs an `approval.assigned` event and notifies them on Slack and by email "
+        "where they have an address. While `to` is away with a delegate, the delegate gets it "
+        "and `delegatedFrom` names `to`. The approval and its resolution name `assignedBy`. "
+        "422 naming `body.to` when there is no such active reviewer or the policy does not "
+        "let them decide it."
+    ),
+    responses=errors(404, 409, 422),
+)
+async def assign(
+    request: Request[Any, Any, Any], approval_id: ApprovalId, data: JSONBody[AssignIn]
+) -> ApprovalOut:
+    """Hand a pending approval to a reviewer (or their delegate while they are away)."""
+    principal = request.state.principal
+    services = request.app.state.services
+
+    async def work(tx: LogTransaction) -> dict[str, Any]:
+        await notices.assign(tx, approval_id, data.to, principal.name, services.webhooks.wake)
+        return await service.fetch_in(tx.conn, approval_id, full=True)
+
+    return _out(await services.log.run(work, principal.name, principal.confirm), request)
 
 
 @post(

@@ -138,6 +138,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/approvals/{approval_id}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand a pending approval to a reviewer; 409 when already resolved
+         * @description Claims the approval for the reviewer named by `to` (for 24 hours, or until its timeout), logs an `approval.assigned` event and notifies them on Slack and by email where they have an address. While `to` is away with a delegate, the delegate gets it and `delegatedFrom` names `to`. The approval and its resolution name `assignedBy`. 422 naming `body.to` when there is no such active reviewer or the policy does not let them decide it.
+         */
+        post: operations["assignApproval"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/approvals/{approval_id}/execution": {
         parameters: {
             query?: never;
@@ -578,6 +598,12 @@ export interface components {
             claimedBy: string | null;
             claimedUntil: string | null;
             /** @default null */
+            assignedTo?: string | null;
+            /** @default null */
+            assignedBy?: string | null;
+            /** @default null */
+            delegatedFrom?: string | null;
+            /** @default null */
             request?: components["schemas"]["EventOut"] | null;
             /** @default null */
             resolution?: components["schemas"]["EventOut"] | null;
@@ -589,6 +615,14 @@ export interface components {
         ApprovalPage: {
             approvals: components["schemas"]["ApprovalOut"][];
             nextCursor: string | null;
+        };
+        /**
+         * AssignIn
+         * @description ``POST /v1/approvals/{id}/assign``: hand a pending request to a reviewer.
+         */
+        AssignIn: {
+            /** @description a username */
+            to: string;
         };
         /**
          * Attempt
@@ -1927,6 +1961,96 @@ export interface operations {
             };
             /** @description Conflict: already resolved or expired, or the name is taken */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the key's rate limit or open-stream cap; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    assignApproval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the approval's id */
+                approval_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalOut"];
+                };
+            };
+            /** @description Invalid input: an unknown query parameter, a malformed value, or a body that is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key lacks the scope the operation needs (named in `scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict: already resolved or expired, or the name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is well-formed but a field is invalid (named in `field`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
