@@ -5,32 +5,23 @@ project, and the check that its generated types match the OpenAPI document.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from typescript_build import CLIENT, NODE, ensure_client, locked, must, needs_node, npm
 
 from approvals.digest import arguments_digest
 from conftest import Database, Server
 from reviewers import WAIT, make_agent
 
-ROOT = Path(__file__).parent.parent
-CLIENT = ROOT / "clients" / "typescript"
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 DRIFTED = "types drifted from the OpenAPI document; run npm run generate"
 
-pytestmark = pytest.mark.skipif(
-    NODE is None or NPM is None,
-    reason="node and npm are not on PATH; the TypeScript SDK needs Node.js 20 or newer",
-)
+pytestmark = needs_node
 
 # Inputs whose canonical JSON is easy to get wrong: the SDK must digest them as the
 # service does (approvals.digest.arguments_digest).
@@ -47,55 +38,11 @@ DIGEST_CASES: list[object] = [
 ]
 
 
-def npm(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600):
-    """Run npm; the completed process (its output captured)."""
-    assert NPM is not None
-    return subprocess.run(
-        [NPM, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def must(out: subprocess.CompletedProcess[str], what: str) -> str:
-    assert out.returncode == 0, f"{what} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
-def _built() -> bool:
-    """True when ``dist/`` exists and is newer than every source file."""
-    dist = CLIENT / "dist"
-    if not (dist / "index.js").exists():
-        return False
-    newest_source = max(p.stat().st_mtime for p in (CLIENT / "src").rglob("*.ts"))
-    oldest_built = min(p.stat().st_mtime for p in dist.rglob("*.js"))
-    return oldest_built >= newest_source
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One installer or builder of ``clients/typescript`` at a time (pytest-xdist workers)."""
-    with open(CLIENT / ".build-lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def client_built() -> Path:
-    """``clients/typescript`` with its packages installed (``make test`` does it first) and
-    a current build in ``dist/``."""
-    with _locked():
-        if not (CLIENT / "node_modules" / ".package-lock.json").exists():
-            must(npm("ci", "--no-audit", "--no-fund", cwd=CLIENT), "npm ci")
-        if not _built():
-            must(npm("run", "build", cwd=CLIENT), "npm run build")
+    """``clients/typescript`` with its packages installed and a current build in ``dist/``."""
+    with locked():
+        ensure_client()
     return CLIENT
 
 

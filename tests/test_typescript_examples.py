@@ -8,41 +8,24 @@ examples' packages when they are missing or older than the build.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typescript_build import CLIENT, NODE, ROOT, ensure_client, locked, must, needs_node, npm
 
 from conftest import Database, Server
 from reviewers import WAIT, make_agent
 
-ROOT = Path(__file__).parent.parent
-CLIENT = ROOT / "clients" / "typescript"
 EXAMPLES = ROOT / "examples" / "typescript"
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 
-pytestmark = pytest.mark.skipif(
-    NODE is None or NPM is None,
-    reason="node and npm are not on PATH; the TypeScript examples need Node.js 20 or newer",
-)
-
-
-def _npm(*args: str, cwd: Path) -> None:
-    assert NPM is not None
-    out = subprocess.run(
-        [NPM, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert out.returncode == 0, f"npm {' '.join(args)} in {cwd} failed:\n{out.stdout}{out.stderr}"
+pytestmark = needs_node
 
 
 def _fingerprint(folder: Path) -> str:
@@ -56,40 +39,15 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _built() -> bool:
-    """True when ``dist/`` exists and is newer than every source file."""
-    dist = CLIENT / "dist"
-    if not (dist / "index.js").exists() or not (dist / "adapters").is_dir():
-        return False
-    newest_source = max(p.stat().st_mtime for p in (CLIENT / "src").rglob("*.ts"))
-    oldest_built = min(p.stat().st_mtime for p in dist.rglob("*.js"))
-    return oldest_built >= newest_source
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One installer or builder of ``clients/typescript`` at a time (pytest-xdist workers
-    running tests/test_typescript.py take the same lock)."""
-    with open(CLIENT / ".build-lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def examples_installed() -> Path:
     """``examples/typescript`` with its packages installed and a current client build
     (``make test`` installs and builds the client first)."""
-    with _locked():
-        if not (CLIENT / "node_modules" / ".package-lock.json").exists():
-            _npm("ci", "--no-audit", "--no-fund", cwd=CLIENT)
-        if not _built():
-            _npm("run", "build", cwd=CLIENT)
+    with locked():
+        ensure_client()
         installed = EXAMPLES / "node_modules" / "approvals-client" / "dist"
         if _fingerprint(installed) != _fingerprint(CLIENT / "dist"):
-            _npm("ci", "--no-audit", "--no-fund", cwd=EXAMPLES)
+            must(npm("ci", "--no-audit", "--no-fund", cwd=EXAMPLES), "npm ci (examples)")
     return EXAMPLES
 
 

@@ -213,11 +213,15 @@ def test_slack_and_the_dashboard_show_a_withdrawal(
         [post] = posted_for(slack, opened["id"])
         assert has_buttons(post)
         assert http.post(f"/v1/approvals/{opened['id']}/withdraw").status_code == 200
-    [update] = until(
+    # One update, or two when the withdrawal lands while the message is being recorded:
+    # the sender then updates it at once and the queued update does it again, the same.
+    updates = until(
         lambda: slack.of("chat.update", where=lambda c: c.body["ts"] == post.answer["ts"])
     )
-    assert not has_buttons(update) and "*Withdrawn* by agent" in text_of(update)
-    assert update.body["text"].startswith("Withdrawn by agent")
+    assert 1 <= len(updates) <= 2
+    for update in updates:
+        assert not has_buttons(update) and "*Withdrawn* by agent" in text_of(update)
+        assert update.body["text"].startswith("Withdrawn by agent")
     browser, _ = sign_in(server, "carol")
     with contextlib.closing(browser):
         page = browser.get(f"/approvals/{opened['id']}").text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,6 +34,7 @@ from approvals.delivery.worker import endpoint_status
 from approvals.digest import approved_arguments
 from approvals.events import redaction
 from approvals.events.filters import FIELDS, EventFilter
+from approvals.events.log import LogTransaction
 from approvals.mcp import elicitation
 from approvals.queue import grants, policy, service
 from approvals.views import desk, rows
@@ -580,29 +582,13 @@ async def revoke_grant(request: Request[Any, Any, Any], grant_id: FromPath[str])
 async def assign(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Hand a request to a reviewer (their delegate while they are away); every page shows it."""
     form = await _form(request)
-    current = admit.current(request)
-    assert current.user is not None
     services = request.app.state.services
-    error = None
-    try:
-        async with services.log.transaction(current.user) as tx:
-            to = form.get("to", "").strip()
-            await notices.assign(tx, approval_id, to, current.user, services.webhooks.wake)
-    except ApiError as exc:
-        if exc.status == 404:
-            raise
-        error = exc.message
-    if "hx-request" not in request.headers:
-        return Redirect(f"/approvals/{approval_id}", status_code=303)
-    approval = await service.fetch(services.engine, approval_id)
-    html = render(
-        "_claim.html",
-        a=rows.approval(approval),
-        csrf=current.csrf,
-        user=current.user,
-        claim_error=error,
-    )
-    return Response(html, media_type="text/html")
+    to = form.get("to", "").strip()
+
+    async def work(tx: LogTransaction, user: str) -> None:
+        await notices.assign(tx, approval_id, to, user, services.webhooks.wake)
+
+    return await _claim_change(request, approval_id, work)
 
 
 @get("/settings", include_in_schema=False)
@@ -682,13 +668,28 @@ async def retry_from_page(
 async def claim(request: Request[Any, Any, Any], approval_id: FromPath[str]) -> Response[Any]:
     """Claim a request ("bob is on it") or release the claim; every inbox shows it live."""
     form = await _form(request)
+    release = bool(form.get("release"))
+
+    async def work(tx: LogTransaction, user: str) -> None:
+        await service.claim(tx, approval_id, user, release=release)
+
+    return await _claim_change(request, approval_id, work)
+
+
+async def _claim_change(
+    request: Request[Any, Any, Any],
+    approval_id: str,
+    work: Callable[[LogTransaction, str], Awaitable[None]],
+) -> Response[Any]:
+    """Run a claim or assignment as the signed-in reviewer, then answer with the claim box
+    (saying why when it was refused), or go back to the request page without htmx."""
     current = admit.current(request)
     assert current.user is not None
     services = request.app.state.services
     error = None
     try:
         async with services.log.transaction(current.user) as tx:
-            await service.claim(tx, approval_id, current.user, release=bool(form.get("release")))
+            await work(tx, current.user)
     except ApiError as exc:
         if exc.status == 404:
             raise

@@ -251,15 +251,7 @@ class OpenNotifications:
             for route in routes:
                 if not route_matches(route, approval):
                     continue
-                for address, reviewer in await recipients(tx, route, approval):
-                    notice = Notice(
-                        action="open",
-                        channel=route["channel"],
-                        to=address,
-                        approval_id=approval["id"],
-                        reviewer=reviewer,
-                        route_id=route["id"],
-                    )
+                for notice in await _notices(tx, route, approval, "open"):
                     deliveries.append(notice_row(notice, approval["event_id"]))
                     if route["remind_after_seconds"]:
                         later = datetime.now(UTC) + timedelta(seconds=route["remind_after_seconds"])
@@ -363,18 +355,31 @@ async def _steps(
             )
             continue
         for route in targets:
-            for address, reviewer in await recipients(tx, route, approval):
-                notice = Notice(
-                    action="escalate",
-                    channel=route["channel"],
-                    to=address,
-                    approval_id=approval["id"],
-                    reviewer=reviewer,
-                    route_id=route["id"],
-                    step=number,
-                )
+            for notice in await _notices(tx, route, approval, "escalate", number):
                 out.append(notice_row(notice, approval["event_id"], due))
     return out
+
+
+async def _notices(
+    tx: LogTransaction,
+    route: dict[str, Any],
+    approval: dict[str, Any],
+    action: str,
+    step: int | None = None,
+) -> list[Notice]:
+    """One notice of ``action`` per recipient of ``route`` for ``approval``."""
+    return [
+        Notice(
+            action=action,
+            channel=route["channel"],
+            to=address,
+            approval_id=approval["id"],
+            reviewer=reviewer,
+            route_id=route["id"],
+            step=step,
+        )
+        for address, reviewer in await recipients(tx, route, approval)
+    ]
 
 
 # Slack messages sent for an approval, or Slack notices of it still queued (run on every
