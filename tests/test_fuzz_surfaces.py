@@ -373,6 +373,8 @@ POST_ROUTES = [
     "/approvals/batch",
     "/webhooks/deliveries/{delivery}/retry",
     "/grants/{delivery}/revoke",
+    "/approvals/{id}/assign",
+    "/settings/away",
 ]
 GET_PAGES = [
     "/",
@@ -381,6 +383,8 @@ GET_PAGES = [
     "/audit",
     "/webhooks",
     "/grants",
+    "/settings",
+    "/insights",
     "/approvals/{id}",
     "/approvals/{id}/panel",
     "/login",
@@ -401,6 +405,10 @@ FORM_NAMES = [
     "step",
     "grant",
     "arguments_digest",
+    "to",
+    "away_until",
+    "delegate",
+    "back",
 ]
 QUERY_NAMES = [
     "agent",
