@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.core.outbound import Refused
 from approvals.delivery.channels.slack import page_url
@@ -58,6 +59,15 @@ def page_row(page: Page, event_id: int, due: str | None = None) -> dict[str, Any
     )
 
 
+async def shown(engine: AsyncEngine, approval_id: str) -> dict[str, Any] | Sent:
+    """The approval as pages and notices show it: redacted, as reviewers see it. Once it
+    is gone, a permanent failure instead (no retry would find it)."""
+    try:
+        return redaction.approval(await service.fetch(engine, approval_id))
+    except Exception:
+        return Sent(error=f"approval {approval_id} is gone", permanent=True)
+
+
 PAGES_OF = select(
     deliveries_table.c.payload, deliveries_table.c.status, deliveries_table.c.last_status_code
 ).where(deliveries_table.c.kind == KIND, deliveries_table.c.event_type == TRIGGER)
@@ -88,12 +98,9 @@ class Pager:
 
     async def __call__(self, delivery: dict[str, Any]) -> Sent:
         page = msgspec.json.decode(delivery["payload"], type=Page)
-        try:
-            approval = redaction.approval(
-                await service.fetch(self.services.engine, page.approval_id)
-            )
-        except Exception:
-            return Sent(error=f"approval {page.approval_id} is gone", permanent=True)
+        approval = await shown(self.services.engine, page.approval_id)
+        if isinstance(approval, Sent):
+            return approval
         if page.action == "trigger":
             if approval["status"] != "pending":
                 return Sent()  # decided before this step: nobody to wake

@@ -16,6 +16,7 @@ from approvals.core.secretbox import service_key
 from approvals.delivery.channels import email, slack
 from approvals.delivery.channels.models import slack_messages_table
 from approvals.delivery.channels.notices import WHILE_PENDING, Notice, lead
+from approvals.delivery.channels.pager import shown
 from approvals.delivery.worker import Sent, WithWorker
 from approvals.events import redaction
 from approvals.queue import service
@@ -51,13 +52,9 @@ class Notifier:
     async def __call__(self, delivery: dict[str, Any]) -> Sent:
         """Send one notice."""
         notice = msgspec.json.decode(delivery["payload"], type=Notice)
-        try:
-            # Slack and email show the request as reviewers see it (redacted).
-            approval = redaction.approval(
-                await service.fetch(self.services.engine, notice.approval_id)
-            )
-        except Exception:
-            return Sent(error=f"approval {notice.approval_id} is gone", permanent=True)
+        approval = await shown(self.services.engine, notice.approval_id)
+        if isinstance(approval, Sent):
+            return approval
         if notice.action in WHILE_PENDING and approval["status"] != "pending":
             return Sent()  # decided in time: no reminder, escalation or warning needed
         if notice.channel == "slack":

@@ -24,11 +24,10 @@ import type { Approvals, Decision } from "../index.js";
 import {
   type AdapterOptions,
   type ApprovalFields,
-  argumentsObject,
-  callText,
   decideAll,
   rejectionMessage,
   runs,
+  toolCallFields,
 } from "./shared.js";
 
 export { rejectionMessage } from "./shared.js";
@@ -70,19 +69,11 @@ export async function pendingApprovals(result: WithContent): Promise<ToolApprova
  */
 export function approvalFields(part: ToolApprovalRequestPart, agentName?: string): ApprovalFields {
   const { toolCall } = part;
-  const args = argumentsObject(toolCall.input);
   return {
-    title: `${agentName ?? "The agent"} wants to call ${callText(toolCall.toolName, args)}`,
-    tool: toolCall.toolName,
-    arguments: args,
-    detail: {
-      format: "ai-sdk",
-      agent: agentName ?? null,
+    ...toolCallFields("ai-sdk", agentName ?? null, toolCall.toolName, toolCall.input, {
       toolCallId: toolCall.toolCallId,
       approvalId: part.approvalId,
-      allowEdit: false,
-      allowedDecisions: ["approve", "reject", "answer"],
-    },
+    }),
     key: `ai-sdk:${part.approvalId}`,
   };
 }

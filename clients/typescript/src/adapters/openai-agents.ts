@@ -30,11 +30,10 @@ import type { Approvals, Decision } from "../index.js";
 import {
   type AdapterOptions,
   type ApprovalFields,
-  argumentsObject,
-  callText,
   decideAll,
   rejectionMessage,
   runs,
+  toolCallFields,
 } from "./shared.js";
 
 export { rejectionMessage } from "./shared.js";
@@ -61,21 +60,11 @@ function callId(item: RunToolApprovalItem): string | undefined {
  */
 export function approvalFields(item: RunToolApprovalItem, scope?: string): ApprovalFields {
   const name = item.name ?? item.toolName ?? item.rawItem.type;
-  const args = argumentsObject(item.arguments ?? "{}");
   const agent = item.agent?.name ?? null;
   const id = callId(item);
-  const fields: ApprovalFields = {
-    title: `${agent ?? "The agent"} wants to call ${callText(name, args)}`,
-    tool: name,
-    arguments: args,
-    detail: {
-      format: "openai-agents",
-      agent,
-      callId: id ?? null,
-      allowEdit: false,
-      allowedDecisions: ["approve", "reject", "answer"],
-    },
-  };
+  const fields = toolCallFields("openai-agents", agent, name, item.arguments ?? "{}", {
+    callId: id ?? null,
+  });
   if (id) fields.key = `openai-agents:${scope ?? "-"}:${id}`;
   return fields;
 }

@@ -35,6 +35,33 @@ export interface ApprovalFields {
   key?: string;
 }
 
+/**
+ * The fields of one tool call's approval for a framework that cannot run a call with
+ * changed arguments, so reviewers may approve, reject or answer but not edit. `ids` are
+ * the framework's own ids of the call, recorded in `detail`.
+ */
+export function toolCallFields(
+  format: string,
+  agent: string | null,
+  tool: string,
+  input: unknown,
+  ids: Record<string, unknown>,
+): ApprovalFields {
+  const args = argumentsObject(input);
+  return {
+    title: `${agent ?? "The agent"} wants to call ${callText(tool, args)}`,
+    tool,
+    arguments: args,
+    detail: {
+      format,
+      agent,
+      ...ids,
+      allowEdit: false,
+      allowedDecisions: ["approve", "reject", "answer"],
+    },
+  };
+}
+
 /** True when the call may run: approved, or still pending with `onTimeout: "approve"`. */
 export function runs(decision: Decision, options: AdapterOptions = {}): boolean {
   return decision.approved || (decision.status === "pending" && options.onTimeout === "approve");
