@@ -36,6 +36,7 @@ from approvals.events.wakeup import Wakeup, wake_dir
 from approvals.events.writer import SqliteWriter
 from approvals.queue.expiry import expiry_loop
 from approvals.queue.feed import ChangeCache
+from approvals.queue.rollup import fold_loop
 from approvals.queue.service import OpenApprovals
 
 T = TypeVar("T")
@@ -128,6 +129,7 @@ class Services:
             "expiry": expiry_loop(self),
             "deliveries": self.webhooks.run(),
             "connectors": self.connectors.run(),
+            "stats": fold_loop(self),
         }
         for name, loop in loops.items():
             self.tasks.append(self.beats.watch(name, asyncio.create_task(loop, name=name)))

@@ -1,6 +1,6 @@
 """Heartbeats of the background loops, read by ``/readyz`` and ``/metrics``.
 
-Each loop (deliveries, expiry, connectors) calls ``beat`` once per turn, whether
+Each loop (deliveries, expiry, connectors, stats) calls ``beat`` once per turn, whether
 it found work or not; a loop whose last beat is older than ``STALE_SECONDS``, or
 whose task has ended, is reported by name so an orchestrator can restart the
 process instead of leaving deliveries silently pending.

@@ -129,6 +129,7 @@ class Settings:
     email_from: str = "approvals@localhost"
     rate_limit: str = "off"
     max_streams_per_key: int = 0
+    stats_exact_limit: int = 20_000
     trusted_proxies: str = ""
     oidc_issuer: str = ""
     oidc_client_id: str = ""
@@ -180,6 +181,7 @@ class Settings:
             email_from=os.environ.get("APPROVALS_EMAIL_FROM") or cls.email_from,
             rate_limit=os.environ.get("APPROVALS_RATE_LIMIT") or cls.rate_limit,
             max_streams_per_key=_int("APPROVALS_MAX_STREAMS_PER_KEY", cls.max_streams_per_key),
+            stats_exact_limit=_int("APPROVALS_STATS_EXACT_LIMIT", cls.stats_exact_limit),
             trusted_proxies=os.environ.get("APPROVALS_TRUSTED_PROXIES", "").strip(),
             oidc_issuer=_issuer(os.environ.get("APPROVALS_OIDC_ISSUER", "").strip()),
             oidc_client_id=os.environ.get("APPROVALS_OIDC_CLIENT_ID", "").strip(),

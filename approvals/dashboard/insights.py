@@ -59,13 +59,15 @@ async def insights_page(request: Request[Any, Any, Any]) -> Response[Any]:
     filters, refused = _filters(request.query_params, datetime.now(UTC).date())
     since = datetime.combine(date.fromisoformat(filters["since"]), time(), UTC)
     until = datetime.combine(date.fromisoformat(filters["until"]), time(), UTC) + timedelta(1)
-    engine = request.app.state.services.engine
+    services = request.app.state.services
     figures = {}
     for group_by in ("day", "tool", "reviewer", "agent"):
         query = stats.Query(
             since, until, group_by, agent=filters["agent"] or None, tool=filters["tool"] or None
         )
-        figures[group_by] = await stats.compute(engine, query)
+        figures[group_by] = await stats.compute(
+            services.engine, query, services.settings.stats_exact_limit
+        )
     days = [_row(g) for g in figures["day"].groups]
     tools = [_row(g) for g in figures["tool"].groups]
     reviewers = [_row(g) for g in figures["reviewer"].groups if g.key is not None]

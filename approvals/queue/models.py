@@ -1,10 +1,11 @@
-"""Tables of the approval queue: approvals, reviewers' votes and policies."""
+"""Tables of the approval queue: approvals, reviewers' votes, policies, grants, and the
+figures' rollup."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -16,6 +17,22 @@ class Approval(SQLModel, table=True):
         Index("ix_approvals_status_event", "status", "event_id"),
         Index("ix_approvals_run", "run_id", "event_id"),
         Index("ix_approvals_due", "status", "timeout_at"),
+        # What the figures' rollup has not folded yet (pending, or ended since the last fold),
+        # by status then request time, with every column the figures read of it: covering,
+        # so that the planners take it even with statistics taken when most approvals were
+        # unfolded, and read the pending ones without visiting the table.
+        Index(
+            "ix_approvals_unfolded",
+            "status",
+            "created_at",
+            "tool",
+            "agent_id",
+            "resolved_by",
+            "resolved_at",
+            "folded",
+            sqlite_where=text("folded = 0"),
+            postgresql_where=text("folded = false"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -64,6 +81,11 @@ class Approval(SQLModel, table=True):
     assigned_to: str | None = Field(default=None, max_length=200)  # handed to this reviewer
     assigned_by: str | None = Field(default=None, max_length=200)
     delegated_from: str | None = Field(default=None, max_length=200)  # the away reviewer
+    # counted in stats_counts / stats_times (approvals.queue.rollup); only ended ones are
+    folded: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, default=False, server_default=text("false")),
+    )
 
 
 class Vote(SQLModel, table=True):
@@ -123,3 +145,33 @@ class Grant(SQLModel, table=True):
     revoked_at: str | None = Field(default=None, max_length=32)
     revoked_by: str | None = Field(default=None, max_length=200)
     uses: int = 0
+
+
+class StatsCount(SQLModel, table=True):
+    """Folded approvals: how many ended each way, per UTC day of the request, tool, agent and
+    who ended it. Keys are stored ``=value``, or empty for none (approvals.queue.rollup)."""
+
+    __tablename__ = "stats_counts"
+
+    day: str = Field(primary_key=True, max_length=10)
+    tool: str = Field(primary_key=True, max_length=201)
+    agent: str = Field(primary_key=True, max_length=201)
+    reviewer: str = Field(primary_key=True, max_length=201)
+    status: str = Field(primary_key=True, max_length=16)
+    auto: bool = Field(primary_key=True)  # approved by a policy or a standing grant
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StatsTime(SQLModel, table=True):
+    """Folded approvals a person decided: how many took a time in each histogram bucket, per
+    UTC day of the request, over all (``dimension`` empty) and per tool, agent and reviewer
+    (approvals.queue.rollup)."""
+
+    __tablename__ = "stats_times"
+
+    # dimension first: a call reads one dimension over a range of days
+    dimension: str = Field(primary_key=True, max_length=16)  # "", tool, agent or reviewer
+    day: str = Field(primary_key=True, max_length=10)
+    value: str = Field(primary_key=True, max_length=201)
+    bucket: int = Field(primary_key=True)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))

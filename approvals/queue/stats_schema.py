@@ -21,12 +21,15 @@ class Outcomes(Out):
 
 class Timing(Out):
     """Seconds from request to a person's decision: how many, and percentiles by nearest
-    rank (null when no person decided any)."""
+    rank (null when no person decided any): exact, or in a window of more approvals than
+    APPROVALS_STATS_EXACT_LIMIT (20,000 by default) read from the rollup's histograms
+    (``approximate``: each within 2.5 %)."""
 
     decided: int
     p50: float | None
     p90: float | None
     p99: float | None
+    approximate: bool
 
 
 class GroupStats(Out):

@@ -60,7 +60,8 @@ async def get_stats(
     if end < start:
         raise invalid("query.until", "must not be before since", status=400)
     query = stats.Query(since=start, until=end, group_by=groupBy)
-    return await stats.compute(request.app.state.services.engine, query)
+    services = request.app.state.services
+    return await stats.compute(services.engine, query, services.settings.stats_exact_limit)
 
 
 def _moment_value(raw: str | None, name: str) -> datetime | None:

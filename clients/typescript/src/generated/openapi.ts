@@ -1104,13 +1104,16 @@ export interface components {
         /**
          * Timing
          * @description Seconds from request to a person's decision: how many, and percentiles by nearest
-         *     rank (null when no person decided any).
+         *     rank (null when no person decided any): exact, or in a window of more approvals than
+         *     APPROVALS_STATS_EXACT_LIMIT (20,000 by default) read from the rollup's histograms
+         *     (``approximate``: each within 2.5 %).
          */
         Timing: {
             decided: number;
             p50: number | null;
             p90: number | null;
             p99: number | null;
+            approximate: boolean;
         };
         /**
          * Vote
