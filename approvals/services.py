@@ -25,6 +25,9 @@ from approvals.delivery.channels.notices import KIND as NOTIFY
 from approvals.delivery.channels.notices import OpenNotifications, slack_updates
 from approvals.delivery.channels.pager import KIND as PAGE
 from approvals.delivery.channels.pager import Pager, page_resolves
+from approvals.delivery.channels.push import KIND as PUSH
+from approvals.delivery.channels.push import push_decided, push_requests
+from approvals.delivery.channels.pusher import Pusher
 from approvals.delivery.channels.sender import Notifier
 from approvals.delivery.outbox import Outbox
 from approvals.delivery.secrets import LOOKUPS
@@ -55,6 +58,7 @@ class Services:
     connectors: Connectors = field(init=False)  # made in build(): they need the services
     wakeup: Wakeup | None = None
     notifier: Notifier = field(init=False)
+    pusher: Pusher = field(init=False)  # Web Push: its VAPID keys serve the dashboard too
     feed_cache: ChangeCache = field(default_factory=ChangeCache)
     rates: RateLimiter = field(default_factory=RateLimiter)
     keys: KeyCache = field(default_factory=KeyCache)
@@ -80,13 +84,16 @@ class Services:
         outbox.on_resolved.append(resume_deliveries)
         outbox.on_resolved.append(slack_updates)
         outbox.on_resolved.append(page_resolves)
+        outbox.on_resolved.append(push_decided)
+        notices = OpenNotifications(webhooks.wake)
+        notices.on_open.append(push_requests)
         LOOKUPS["resume"] = resume_secret
         # The log's append hooks, the one place they are wired, in the order they run:
         # OpenApprovals inserts each request's approval (and applies auto/deny policies),
-        # OpenNotifications then reads those approvals to queue Slack and email notices,
-        # and the Outbox last queues webhook deliveries for every event, resolutions
-        # included.
-        log.hooks = [OpenApprovals(), OpenNotifications(webhooks.wake), outbox]
+        # OpenNotifications then reads those approvals to queue Slack and email notices
+        # and Web Push requests, and the Outbox last queues webhook deliveries for every
+        # event, resolutions included.
+        log.hooks = [OpenApprovals(), notices, outbox]
         try:
             default_rate = parse_rate(settings.rate_limit)
         except RateError as exc:
@@ -107,6 +114,8 @@ class Services:
         services.notifier = Notifier(services)
         webhooks.senders[NOTIFY] = services.notifier
         webhooks.senders[PAGE] = Pager(services)
+        services.pusher = Pusher(services, services.notifier.signer)  # SystemExit: bad keys
+        webhooks.senders[PUSH] = services.pusher
         webhooks.beat = lambda: services.beats.beat("deliveries")
         return services
 

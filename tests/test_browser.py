@@ -118,7 +118,10 @@ def test_two_reviewers_see_requests_and_decisions_live(browser: Any, site: Serve
         bob_detail.wait_for_timeout(1000)  # let its stream connect
         assert bob_detail.get_by_role("button", name="Approve").is_enabled()
         alice.locator(row).get_by_role("button", name="Approve").click()
-        bob.wait_for_selector(row, state="detached", timeout=10_000)
+        # A one-click decision waits 5 s with an Undo (tests/test_undo.py), then is sent.
+        alice.locator(row).get_by_text("Approving…").wait_for(timeout=5000)
+        assert bob.locator(row).is_visible()
+        bob.wait_for_selector(row, state="detached", timeout=15_000)
         outcome = bob_detail.locator(f"#decision-{approval['id']} .outcome")
         outcome.wait_for(timeout=10_000)
         assert "Approved by alice" in outcome.inner_text()
@@ -132,8 +135,9 @@ def test_two_reviewers_see_requests_and_decisions_live(browser: Any, site: Serve
 
 def test_the_inbox_is_live_when_the_sse_extension_arrives_late(browser: Any, site: Server) -> None:
     # On a slow network the extension's script can arrive after htmx is ready to start; the
-    # page must still open its live stream (it once lost the race and stayed static).
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    # page must still open its live stream (it once lost the race and stayed static). No
+    # service worker: it would serve the script from its cache, ahead of the delay.
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, service_workers="block")
 
     def late(route: Any) -> None:
         time.sleep(0.4)
@@ -210,7 +214,9 @@ def test_keyboard_approves_only_the_selected_row(browser: Any, site: Server) -> 
         page.keyboard.press("j")  # the newest (second) row
         page.keyboard.press("j")  # then the first
         page.keyboard.press("a")
-        page.wait_for_selector(f"#approval-{first['id']}", state="detached", timeout=10_000)
+        page.locator(f"#approval-{first['id']}").get_by_text("Approving…").wait_for(timeout=5000)
+        # sent after its 5 s undo window
+        page.wait_for_selector(f"#approval-{first['id']}", state="detached", timeout=15_000)
         assert page.locator(f"#approval-{second['id']}").is_visible()
         assert page.get_by_text("approve", exact=False).first.is_visible()  # the visible hint
     finally:
@@ -269,7 +275,16 @@ def test_demo_fills_the_inbox_and_a_screenshot_is_saved(
         page.locator("article.row a.title").first.click()
         page.get_by_role("heading", name="Decision").wait_for(timeout=5000)
         page.screenshot(path=str(shots / "request.png"), full_page=True)
+        request_url = page.url
     finally:
         page.context.close()
+    phone = signed_in(browser, site, "alice")
+    try:  # the same request on a phone: what is asked and the buttons on the first screen
+        phone.set_viewport_size({"width": 375, "height": 667})
+        phone.goto(request_url)
+        phone.get_by_role("button", name="Approve").first.wait_for(timeout=5000)
+        phone.screenshot(path=str(shots / "phone.png"))
+    finally:
+        phone.context.close()
     with httpx.Client() as http:
         assert http.get(site.base + "/static/vendor/htmx-4.0.1.min.js").status_code == 200

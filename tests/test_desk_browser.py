@@ -73,7 +73,8 @@ def test_keyboard_never_skips_a_confirmation_or_a_reason(browser: Any, site: Ser
         assert fetch(site, risky["id"])["status"] == "pending"
         reason.fill("Sessions table is shared with billing")
         row.get_by_role("button", name="Reject with this reason").click()
-        row.wait_for(state="detached", timeout=10_000)  # resolved: it leaves the inbox
+        row.get_by_text("Rejecting…").wait_for(timeout=5000)  # held 5 s with an Undo, then sent
+        row.wait_for(state="detached", timeout=15_000)  # resolved: it leaves the inbox
     finally:
         page.context.close()
     resolved = fetch(site, risky["id"])
@@ -169,7 +170,8 @@ def test_quorum_progress_policy_and_refusals_for_two_reviewers(browser: Any, sit
         row = bob.locator(f"#approval-{wire['id']}")
         row.get_by_text("1 of 2 approvals: alice ✓").wait_for(timeout=10_000)  # live, no reload
         row.get_by_role("button", name="Approve").click()
-        row.wait_for(state="detached", timeout=10_000)
+        row.get_by_text("Approving…").wait_for(timeout=5000)  # held 5 s with an Undo, then sent
+        row.wait_for(state="detached", timeout=15_000)
         alice.locator(f"#decision-{wire['id']} .outcome").wait_for(timeout=10_000)
         assert "Approved by bob" in alice.locator(".outcome").inner_text()
     finally:
@@ -547,11 +549,13 @@ def test_every_page_passes_axe_in_both_themes_and_at_375px(
         problems["request with errors"] = axe_violations(page)
         page.goto(f"{site.base}/approvals/{done['id']}")
         problems["resolved request"] = axe_violations(page)
-        for path in ("/history", "/events", "/webhooks", "/audit", "/approvals/apr_missing"):
+        pages = ("/history", "/events", "/webhooks", "/audit", "/approvals/apr_missing")
+        pages += ("/settings", "/insights", "/grants", "/offline")
+        for path in pages:
             page.goto(site.base + path)
             problems[path] = axe_violations(page)
         if width <= 375:
-            for path in ("/", f"/approvals/{risky['id']}", "/history", "/events"):
+            for path in ("/", f"/approvals/{risky['id']}", "/history", "/events", "/settings"):
                 page.goto(site.base + path)
                 wide = page.evaluate("document.documentElement.scrollWidth")
                 assert wide <= width, f"{path} scrolls sideways at {width}px ({wide}px)"

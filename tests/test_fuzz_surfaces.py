@@ -375,6 +375,8 @@ POST_ROUTES = [
     "/grants/{delivery}/revoke",
     "/approvals/{id}/assign",
     "/settings/away",
+    "/dashboard/push/subscribe",
+    "/dashboard/push/unsubscribe",
 ]
 GET_PAGES = [
     "/",
@@ -384,6 +386,7 @@ GET_PAGES = [
     "/webhooks",
     "/grants",
     "/settings",
+    "/dashboard/push/key",
     "/insights",
     "/approvals/{id}",
     "/approvals/{id}/panel",
@@ -409,6 +412,8 @@ FORM_NAMES = [
     "away_until",
     "delegate",
     "back",
+    "id",
+    "endpoint",
 ]
 QUERY_NAMES = [
     "agent",

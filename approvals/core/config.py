@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 
@@ -101,6 +102,13 @@ def _issuer(raw: str) -> str:
     return raw
 
 
+def _subject(raw: str) -> str:
+    """``APPROVALS_VAPID_SUBJECT``: how a push service reaches the operator (RFC 8292)."""
+    if raw and not raw.startswith(("mailto:", "https://")):
+        raise SystemExit(f"APPROVALS_VAPID_SUBJECT must be a mailto: or https:// URI, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the service reads; docs/configuration.md lists them all."""
@@ -127,6 +135,9 @@ class Settings:
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     smtp_url: str = ""
     email_from: str = "approvals@localhost"
+    vapid_private_key: str = ""  # Web Push: empty means generated once and kept in the database
+    vapid_public_key: str = ""
+    vapid_subject: str = ""  # empty: derived by vapid_contact()
     rate_limit: str = "off"
     max_streams_per_key: int = 0
     stats_exact_limit: int = 20_000
@@ -179,6 +190,9 @@ class Settings:
             pagerduty_url=os.environ.get("APPROVALS_PAGERDUTY_URL") or cls.pagerduty_url,
             smtp_url=os.environ.get("APPROVALS_SMTP_URL", ""),
             email_from=os.environ.get("APPROVALS_EMAIL_FROM") or cls.email_from,
+            vapid_private_key=os.environ.get("APPROVALS_VAPID_PRIVATE_KEY", "").strip(),
+            vapid_public_key=os.environ.get("APPROVALS_VAPID_PUBLIC_KEY", "").strip(),
+            vapid_subject=_subject(os.environ.get("APPROVALS_VAPID_SUBJECT", "").strip()),
             rate_limit=os.environ.get("APPROVALS_RATE_LIMIT") or cls.rate_limit,
             max_streams_per_key=_int("APPROVALS_MAX_STREAMS_PER_KEY", cls.max_streams_per_key),
             stats_exact_limit=_int("APPROVALS_STATS_EXACT_LIMIT", cls.stats_exact_limit),
@@ -197,6 +211,15 @@ class Settings:
         )._checked()
 
     @property
+    def vapid_contact(self) -> str:
+        """The ``sub`` of Web Push's VAPID claims: ``APPROVALS_VAPID_SUBJECT``, else
+        ``mailto:`` and the address of ``APPROVALS_EMAIL_FROM``, else the public URL."""
+        if self.vapid_subject:
+            return self.vapid_subject
+        address = parseaddr(self.email_from)[1]
+        return f"mailto:{address}" if "@" in address else self.public_url
+
+    @property
     def oidc(self) -> bool:
         """Tell whether reviewers may sign in with an OpenID Connect provider."""
         return bool(self.oidc_issuer)
@@ -207,6 +230,11 @@ class Settings:
             raise SystemExit("APPROVALS_OIDC_ISSUER needs APPROVALS_OIDC_CLIENT_ID as well")
         if "openid" not in self.oidc_scopes.split():
             raise SystemExit("APPROVALS_OIDC_SCOPES must include openid")
+        if self.vapid_public_key and not self.vapid_private_key:
+            raise SystemExit(
+                "APPROVALS_VAPID_PUBLIC_KEY needs APPROVALS_VAPID_PRIVATE_KEY as well "
+                "(or set neither: the service then makes its own pair)"
+            )
         if not self.password_login and not self.oidc_issuer:
             raise SystemExit(
                 "APPROVALS_PASSWORD_LOGIN=false needs APPROVALS_OIDC_ISSUER: "

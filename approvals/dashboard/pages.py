@@ -28,7 +28,7 @@ from approvals.core.clock import now_iso
 from approvals.core.errors import ApiError
 from approvals.dashboard import admit, queries
 from approvals.dashboard.admit import change
-from approvals.delivery.channels import notices
+from approvals.delivery.channels import notices, push
 from approvals.delivery.deliveries import requeue
 from approvals.delivery.worker import endpoint_status
 from approvals.digest import approved_arguments
@@ -593,7 +593,8 @@ async def assign(request: Request[Any, Any, Any], approval_id: FromPath[str]) ->
 
 @get("/settings", include_in_schema=False)
 async def settings_page(request: Request[Any, Any, Any]) -> Response[Any]:
-    """The signed-in reviewer's own settings: away, and who decides meanwhile."""
+    """The signed-in reviewer's own settings: away, who decides meanwhile, and the devices
+    that get notifications."""
     current = await signed_in(request)
     if current is None or current.user is None:
         return to_login(request)
@@ -616,6 +617,7 @@ async def _settings(
         away=away,
         delegate=me["delegate"],
         others=others,
+        devices=await push.devices(request.app.state.services.engine, user),
         error=error,
         nav="settings",
     )

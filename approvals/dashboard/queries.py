@@ -214,8 +214,9 @@ async def webhooks(engine: AsyncEngine) -> list[dict[str, Any]]:
 async def notifications(
     engine: AsyncEngine, approval_id: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Notification deliveries (Slack, email), newest first, each with its attempts."""
-    query = select(deliveries_table).where(deliveries_table.c.kind.in_(("notify", "page")))
+    """Notification deliveries (Slack, email, pages, Web Push), newest first, each with its
+    attempts."""
+    query = select(deliveries_table).where(deliveries_table.c.kind.in_(("notify", "page", "push")))
     if approval_id is not None:
         query = query.where(deliveries_table.c.approval_id == approval_id)
     query = query.order_by(deliveries_table.c.created_at.desc(), deliveries_table.c.id).limit(limit)

@@ -238,17 +238,19 @@ class DeliveryWorker:
         duration = int((time.monotonic() - began) * 1000)
         return Outcome(delivery, status_code, error, retry_after, duration, permanent=refused)
 
-    async def post(self, url: str, content: bytes) -> tuple[int, float | None]:
-        """POST a JSON body through the outbound policy, for senders that speak another
-        service's API (PagerDuty): the status and any Retry-After, in seconds."""
+    async def post(
+        self, url: str, content: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, float | None]:
+        """POST a body (JSON unless ``headers`` say otherwise) through the outbound policy,
+        for senders that speak another service's API (PagerDuty, Web Push): the status and
+        any Retry-After, in seconds."""
         assert self._client is not None, "the worker is not running"
         if (unsendable := outbound.unsendable(url)) is not None:
             raise outbound.Refused(f"the URL {unsendable}")
+        sent = {"content-type": "application/json", **(headers or {})}
         async with (
             asyncio.timeout(self.settings.webhook_timeout),
-            self._client.stream(
-                "POST", url, content=content, headers={"content-type": "application/json"}
-            ) as answer,
+            self._client.stream("POST", url, content=content, headers=sent) as answer,
         ):
             await outbound.read_bounded(answer)
         retry_after = schedule.parse_retry_after(answer.headers.get("retry-after"), time.time())

@@ -16,7 +16,7 @@ from approvals.core.config import Settings
 from approvals.core.contract import ApiRequest, refuse_unknown_query
 from approvals.core.db import parse_url
 from approvals.core.errors import exception_handlers
-from approvals.dashboard import admit, insights, links, live, oidc_pages, pages
+from approvals.dashboard import admit, devices, insights, links, live, oidc_pages, pages, shell
 from approvals.http import fastpath
 from approvals.http.api import approvals as queue
 from approvals.http.api import grants, hooks, notifications, sources, stats, webhooks
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pages.approval_page,
         pages.decide,
         *pages.DESK,
+        *devices.ROUTES,
         pages.history_page,
         pages.events_page,
         insights.insights_page,
@@ -126,6 +127,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pages.audit_page,
         pages.retry_from_page,
         live.stream,
+        shell.service_worker,
+        shell.manifest,
+        shell.offline_page,
         docs_page,
         create_static_files_router(
             path="/static", directories=[STATIC], include_in_schema=False, opt={"any_query": True}

@@ -58,6 +58,7 @@ class Approval(SQLModel, table=True):
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    risk: str = Field(default="normal", max_length=8)  # "high": never decided by one key
     allowed_decisions: list[str] | None = Field(default=None, sa_column=Column(JSON))
     allow_edit: bool = True
     claimed_by: str | None = Field(default=None, max_length=200)
@@ -118,6 +119,7 @@ class Policy(SQLModel, table=True):
     require_reason: bool = False  # a reject needs a comment
     require_reason_on_approve: bool = False  # an approve needs one too
     confirm: bool = False  # the dashboard asks for a second step before approving
+    risk: str = Field(default="normal", max_length=8)  # normal, high (marked, never one key)
     created_at: str = Field(max_length=32)
     redact: list[str] | None = Field(default=None, sa_column=Column(JSON))
     display: str | None = None

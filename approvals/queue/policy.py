@@ -23,6 +23,7 @@ class Rule:
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    risk: str = "normal"
     redact: tuple[str, ...] | None = None
     display: str | None = None
     grantable: bool = True
@@ -41,6 +42,7 @@ class Effective:
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    risk: str = "normal"
     redact: tuple[str, ...] | None = None
     display: str | None = None
     grantable: bool = True
@@ -77,6 +79,7 @@ def select(rules: Iterable[Rule], agent_id: str | None, tool: str | None) -> Eff
         require_reason=chosen.require_reason,
         require_reason_on_approve=chosen.require_reason_on_approve,
         confirm=chosen.confirm,
+        risk=chosen.risk,
         redact=chosen.redact,
         display=chosen.display,
         grantable=chosen.grantable,

@@ -35,6 +35,7 @@ Path = Annotated[
 ]
 Status = Literal["pending", "approved", "rejected", "answered", "expired", "withdrawn"]
 Decision = Literal["approve", "reject", "answer"]
+Risk = Literal["normal", "high"]
 Digest = Annotated[
     str,
     msgspec.Meta(
@@ -121,6 +122,12 @@ class PolicyCreate(Body):
     require_reason: bool = False
     require_reason_on_approve: bool = False
     confirm: bool = False
+    risk: Annotated[
+        Risk,
+        msgspec.Meta(
+            description="high: the dashboard marks the request and never decides it on one key"
+        ),
+    ] = "normal"
     redact: (
         Annotated[list[Annotated[str, msgspec.Meta(max_length=500)]], msgspec.Meta(max_length=50)]
         | None
@@ -196,6 +203,7 @@ class ApprovalOut(Out):
     require_reason: bool
     require_reason_on_approve: bool
     confirm: bool
+    risk: Risk
     allowed_decisions: list[Decision]
     allow_edit: bool
     claimed_by: str | None
@@ -243,6 +251,7 @@ class PolicyOut(Out):
     require_reason: bool
     require_reason_on_approve: bool
     confirm: bool
+    risk: Risk
     redact: list[str] | None
     display: str | None
     grantable: bool
@@ -326,6 +335,7 @@ def policy_values(body: PolicyCreate) -> dict[str, Any]:
         "require_reason": body.require_reason,
         "require_reason_on_approve": body.require_reason_on_approve,
         "confirm": body.confirm,
+        "risk": body.risk,
         "redact": check_paths(body.redact, "body.redact") if body.redact else None,
         "display": check_template(body.display, "body.display") if body.display else None,
         "grantable": body.grantable,

@@ -107,6 +107,8 @@ def why(a: ApprovalOut, rule: dict[str, Any] | None) -> str:
         needs.append("a reason to approve")
     if a.confirm:
         needs.append("a confirmation step before approving")
+    if a.risk == "high":
+        needs.append("a click, never a single key (high risk)")
     return f"Policy {a.policy_id} ({scope}) requires a human: {', '.join(needs)}."
 
 

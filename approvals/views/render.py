@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from litestar import Response
 from litestar.enums import MediaType
 
-from approvals.core.clock import parse_iso
+from approvals.core.clock import iso, parse_iso
 from approvals.events.schema import EventOut
 from approvals.views import desk
 from approvals.views.markdown import markdown
@@ -44,6 +45,31 @@ def left(value: str | None, now: datetime | None = None) -> str:
         return ""
     seconds = int((parse_iso(value) - (now or datetime.now(UTC))).total_seconds())
     return f"{span(seconds)} left" if seconds > 0 else "due now"
+
+
+NEAR = timedelta(minutes=2)  # a time left is red from this long before its deadline on
+LAST_PART = 5  # and amber in the last fifth of the time between the request and the deadline
+
+
+@dataclass(frozen=True)
+class Due:
+    """How a time left looks now (``tone``: ``""``, ``"warn"`` amber or ``"soon"`` red) and
+    the instants it turns amber and red, which the page's clock compares with (static/app.js
+    keeps no rule of its own)."""
+
+    tone: str
+    warn_at: str
+    soon_at: str
+
+
+def due(created: str, expires: str, now: datetime | None = None) -> Due:
+    """The rule for a time left: amber in the last fifth of the time between the request and
+    its deadline, red from two minutes before the deadline and once it has passed."""
+    start, end = parse_iso(created), parse_iso(expires)
+    warn_at, soon_at = end - (end - start) / LAST_PART, end - NEAR
+    at = now or datetime.now(UTC)
+    tone = "soon" if at >= soon_at else "warn" if at >= warn_at else ""
+    return Due(tone=tone, warn_at=iso(warn_at), soon_at=iso(soon_at))
 
 
 def span(seconds: int) -> str:
@@ -90,6 +116,7 @@ environment.filters.update(
 )
 environment.globals.update(
     desk=desk.desk,
+    due=due,
     kind=desk.kind,
     diff=desk.diff,
     current=desk.current,

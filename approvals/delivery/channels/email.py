@@ -50,6 +50,11 @@ def make_links(
     }
 
 
+def link_urls(settings: Settings, tokens: dict[str, str]) -> dict[str, str]:
+    """The confirmation page of each token (``/email/{token}``), by decision."""
+    return {decision: f"{settings.public_url}/email/{token}" for decision, token in tokens.items()}
+
+
 def read_link(sign: URLSafeTimedSerializer, token: str) -> Link | None:
     """The link a token carries, or None when it is forged, mangled or too old."""
     try:
@@ -80,7 +85,7 @@ def message(
         "arguments": arguments,
         "cut": cut,
         "page": page_url(settings, approval["id"]),
-        "links": {d: f"{settings.public_url}/email/{t}" for d, t in (tokens or {}).items()},
+        "links": link_urls(settings, tokens or {}),
         "lead": lead,
     }
     title = " ".join(

@@ -1,4 +1,5 @@
-"""Notification routes, Slack messages sent, email links used, Slack interactions seen."""
+"""Notification routes, Slack messages sent, email links used, Slack interactions seen,
+and the reviewers' devices that take Web Push."""
 
 from __future__ import annotations
 
@@ -55,7 +56,26 @@ class InteractionReceipt(SQLModel, table=True):
     seen_at: float = Field(index=True)  # Unix time; forgotten once Slack's window is past
 
 
+class PushSubscription(SQLModel, table=True):
+    """A reviewer's browser that takes Web Push: its push service endpoint and the keys its
+    messages are encrypted to (RFC 8291). One browser, one row: subscribing it again moves
+    it to whoever signed in there."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    username: str = Field(max_length=100, index=True)  # the reviewer it notifies
+    endpoint: str = Field(max_length=2000, unique=True)  # ASCII only (checked at the edge)
+    p256dh: str = Field(max_length=100)  # the browser's P-256 public key, base64url
+    auth: str = Field(max_length=40)  # the 16-byte authentication secret, base64url
+    label: str = Field(max_length=100)  # "Chrome on Android": what the Settings page shows
+    user_agent: str | None = Field(default=None, max_length=300)
+    created_at: str = Field(max_length=32)
+    last_success_at: str | None = Field(default=None, max_length=32)
+
+
 routes_table = Route.__table__  # type: ignore[attr-defined]
 slack_messages_table = SlackMessage.__table__  # type: ignore[attr-defined]
 used_links_table = UsedLink.__table__  # type: ignore[attr-defined]
 interaction_receipts_table = InteractionReceipt.__table__  # type: ignore[attr-defined]
+push_subscriptions_table = PushSubscription.__table__  # type: ignore[attr-defined]

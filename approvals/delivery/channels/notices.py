@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,13 @@ log = logging.getLogger("approvals.notify")
 
 KIND = "notify"
 REVIEWERS = "reviewers"
+PUSH = "push"
+# Where a reviewer is reached on each channel; Web Push keeps its devices per reviewer.
+CONTACT = {
+    "slack": users_table.c.slack_user_id,
+    "email": users_table.c.email,
+    PUSH: users_table.c.username,
+}
 
 
 class Notice(msgspec.Struct, kw_only=True):
@@ -122,7 +129,7 @@ async def recipients(
 ) -> list[tuple[str, str | None]]:
     """``(address, reviewer)`` pairs a route sends one approval to; what would go to a
     reviewer who is away goes to their delegate instead."""
-    column = users_table.c.slack_user_id if route["channel"] == "slack" else users_table.c.email
+    column = CONTACT[route["channel"]]
     if route["target"] == REVIEWERS:
         rows = await tx.conn.execute(
             select(users_table.c.username, column)
@@ -143,6 +150,14 @@ async def recipients(
         reviewer = owner if owner and allowed(owner, approval) else None
         return await _covered(tx, column, [(route["target"], reviewer)], approval)
     return [(route["target"], None)]
+
+
+async def deciders(tx: LogTransaction, approval: dict[str, Any]) -> list[str]:
+    """Every active reviewer the approval's policy lets decide it, an away reviewer replaced
+    by whoever stands in for them: whom Web Push tells (the same rule as ``reviewers``
+    routes, on a channel where a reviewer's address is their name)."""
+    pairs = await recipients(tx, {"channel": PUSH, "target": REVIEWERS}, approval)
+    return [user for _, user in pairs if user is not None]
 
 
 async def _covered(
@@ -214,6 +229,10 @@ class OpenNotifications:
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self.wake = wake
+        # Channels without routes (Web Push) add deliveries for the approvals opened here.
+        self.on_open: list[
+            Callable[[LogTransaction, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+        ] = []
 
     def prepare(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Remember which rows open an approval (``OpenApprovals`` marked them just before)."""
@@ -222,7 +241,8 @@ class OpenNotifications:
 
     async def after(self, tx: LogTransaction, rows: list[dict[str, Any]]) -> None:
         """Queue one notice per matching route and recipient, a reminder and a warning
-        before the timeout when asked, and the steps of the policy's escalation ladder."""
+        before the timeout when asked, the steps of the policy's escalation ladder, and
+        what the ``on_open`` channels add."""
         marked = tx.extras.get("notify", set())
         ids = [
             r["approval_id"]
@@ -242,9 +262,9 @@ class OpenNotifications:
             ).mappings()
         ]
         ladders = await _ladders(tx, approvals)
-        if not routes and not ladders:
-            return
         deliveries = []
+        for hook in self.on_open:
+            deliveries.extend(await hook(tx, approvals))
         for approval in approvals:
             ladder = ladders.get(approval["policy_id"])
             warn = _warning_due(approval, ladder)

@@ -54,3 +54,26 @@ class Lead(msgspec.Struct, frozen=True):
 
     tag: str
     text: str
+
+
+class PushKeys(Body):
+    """A browser's push keys (``PushSubscription.toJSON().keys``), base64url."""
+
+    p256dh: Annotated[str, msgspec.Meta(min_length=80, max_length=100)]
+    auth: Annotated[str, msgspec.Meta(min_length=16, max_length=40)]
+
+
+class PushSubscribe(Body):
+    """``POST /dashboard/push/subscribe``: a browser's ``PushSubscription`` as JSON."""
+
+    endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    keys: PushKeys
+    expiration_time: float | None = None  # the browser's own; the service does not use it
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class PushUnsubscribe(Body):
+    """``POST /dashboard/push/unsubscribe`` (JSON): the device by its endpoint or its id."""
+
+    endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None

@@ -593,6 +593,8 @@ export interface components {
             requireReason: boolean;
             requireReasonOnApprove: boolean;
             confirm: boolean;
+            /** @enum {unknown} */
+            risk: "high" | "normal";
             allowedDecisions: ("answer" | "approve" | "reject")[];
             allowEdit: boolean;
             claimedBy: string | null;
@@ -950,6 +952,12 @@ export interface components {
             requireReasonOnApprove?: boolean;
             /** @default false */
             confirm?: boolean;
+            /**
+             * @description high: the dashboard marks the request and never decides it on one key
+             * @default normal
+             * @enum {unknown}
+             */
+            risk?: "high" | "normal";
             /** @default null */
             redact?: string[] | null;
             /** @default null */
@@ -985,6 +993,8 @@ export interface components {
             requireReason: boolean;
             requireReasonOnApprove: boolean;
             confirm: boolean;
+            /** @enum {unknown} */
+            risk: "high" | "normal";
             redact: string[] | null;
             display: string | null;
             grantable: boolean;
@@ -1208,6 +1218,36 @@ export interface components {
             createdAt?: string | null;
             /** @default null */
             resolvedAt?: string | null;
+        };
+        /**
+         * PushUnsubscribe
+         * @description ``POST /dashboard/push/unsubscribe`` (JSON): the device by its endpoint or its id.
+         */
+        PushUnsubscribe: {
+            /** @default null */
+            endpoint?: string | null;
+            /** @default null */
+            id?: string | null;
+        };
+        /**
+         * PushSubscribe
+         * @description ``POST /dashboard/push/subscribe``: a browser's ``PushSubscription`` as JSON.
+         */
+        PushSubscribe: {
+            endpoint: string;
+            keys: components["schemas"]["PushKeys"];
+            /** @default null */
+            expirationTime?: number | null;
+            /** @default null */
+            label?: string | null;
+        };
+        /**
+         * PushKeys
+         * @description A browser's push keys (``PushSubscription.toJSON().keys``), base64url.
+         */
+        PushKeys: {
+            p256dh: string;
+            auth: string;
         };
         /**
          * DecisionItem
