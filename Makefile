@@ -43,7 +43,7 @@ $(TS_STAMP): clients/typescript/package-lock.json
 	touch $(TS_STAMP)
 
 test: $(STAMP) $(if $(NPM),$(TS_STAMP))  ## the whole test suite (PostgreSQL and browser tests need their variables)
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
