@@ -20,9 +20,14 @@ from approvals.auth.keys import (
 )
 from approvals.connectors.resume import RESUMING_SOURCES, UPSTREAM_ID, sources_table
 from approvals.core.db import parse_url, sqlite_pragmas
-from approvals.delivery.channels.models import routes_table, slack_messages_table
+from approvals.delivery.channels import push
+from approvals.delivery.channels.models import (
+    push_subscriptions_table,
+    routes_table,
+    slack_messages_table,
+)
 from approvals.delivery.channels.notices import ALL_ROUTES, SLACK_TOUCHED
-from approvals.delivery.outbox import ACTIVE_ENDPOINTS, endpoints_table
+from approvals.delivery.outbox import ACTIVE_ENDPOINTS, deliveries_table, endpoints_table
 from approvals.events.log import EVENT_UPDATE, events_table
 from approvals.events.writer import _PREPARED, SqliteWriter, ThreadConnection, drive
 from approvals.queue.service import (
@@ -139,6 +144,25 @@ def _fill(conn: Any) -> None:
     )
     _insert(
         conn,
+        push_subscriptions_table,
+        [
+            {"id": f"dev_{n}", "username": name, "endpoint": f"https://push.example/{n}"}
+            | {"p256dh": "k", "auth": "a", "label": "Chrome", "created_at": AT}
+            for n, name in ((2, "ann"), (1, "bob"))
+        ],
+    )
+    _insert(
+        conn,
+        deliveries_table,
+        [
+            {"id": f"dlv_p{n}", "msg_id": f"m{n}", "kind": push.KIND, "url": "push:ann/dev_2"}
+            | {"event_id": 1, "event_type": push.REQUEST, "payload": f'{{"n": {n}}}'}
+            | {"status": status, "created_at": AT, "updated_at": AT, "approval_id": "apr_a"}
+            for n, status in ((1, "pending"), (2, "failed"), (3, "succeeded"))
+        ],
+    )
+    _insert(
+        conn,
         keys_table,
         [
             {"name": "agent", "prefix": "apk_x", "key_hash": "h1", "scopes": "events:write"}
@@ -167,6 +191,9 @@ READS: list[tuple[Any, dict[str, Any]]] = [
     (SLACK_TOUCHED, {"approval_id": "apr_b"}),
     (_LIVE_KEY, {"digest": "h1"}),
     (_LIVE_KEY, {"digest": "h2"}),
+    (push.EVERY_DEVICE, {}),
+    (push.SENT_TO, {"approval_id": "apr_a"}),
+    (push.SENT_TO, {"approval_id": "apr_b"}),
 ]
 RESOLVED = {
     "status": "approved",
