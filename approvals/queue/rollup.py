@@ -27,11 +27,25 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import false, select, update
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
-from approvals.core.clock import parse_iso
 from approvals.queue.models import Approval, StatsCount, StatsTime
 
 log = logging.getLogger("approvals.queue")
@@ -50,6 +64,7 @@ SYSTEM_GRANT = "system:grant"  # who ended an approval a standing grant approved
 approvals = Approval.__table__  # type: ignore[attr-defined]
 counts_table = StatsCount.__table__  # type: ignore[attr-defined]
 times_table = StatsTime.__table__  # type: ignore[attr-defined]
+_TZ = TIMESTAMP(timezone=True)
 COUNTED = ("day", "tool", "agent", "reviewer", "status", "auto", "n")
 TIMED = ("day", "dimension", "value", "bucket", "n")
 
@@ -77,41 +92,70 @@ def estimate(k: int) -> float:
     return 2 * GAMMA**k / (1 + GAMMA)
 
 
-def ended_by(status: str, resolved_by: str | None) -> str | None:
+# -- the rules, once: what the rollup counts and what /v1/stats reads from approvals -----
+
+
+def auto_approved() -> ColumnElement[bool]:
+    """Approved without a person: by an ``auto_approve`` policy or a standing grant."""
+    c = approvals.c
+    return or_(
+        and_(c.resolved_by == SYSTEM_POLICY, c.status == "approved"),
+        c.resolved_by.like(GRANT_PREFIX + "%"),
+    )
+
+
+def decided_by_person() -> ColumnElement[bool]:
+    """A person's decision: decided, and not by a policy, a grant or the clock."""
+    c = approvals.c
+    return and_(
+        c.status.in_(DECIDED),
+        not_(c.resolved_by.like("system:%")),
+        not_(c.resolved_by.like(GRANT_PREFIX + "%")),
+    )
+
+
+def ended_by() -> ColumnElement[Any]:
     """Who ended an approval, as the figures group it: a person, ``system:policy``,
     ``system:grant`` or ``system:timeout``; none while pending or once withdrawn."""
-    if status in ("pending", "withdrawn") or resolved_by is None:
-        return None
-    return SYSTEM_GRANT if resolved_by.startswith(GRANT_PREFIX) else resolved_by
+    c = approvals.c
+    return case(
+        (c.status.in_(("pending", "withdrawn")), None),
+        (c.resolved_by.like(GRANT_PREFIX + "%"), literal(SYSTEM_GRANT)),
+        else_=c.resolved_by,
+    )
 
 
-def auto(status: str, resolved_by: str | None) -> bool:
-    """Approved without a person: by an ``auto_approve`` policy or a standing grant."""
-    by = resolved_by or ""
-    return (status == "approved" and by == SYSTEM_POLICY) or by.startswith(GRANT_PREFIX)
+def millis(dialect: Dialect) -> ColumnElement[int]:
+    """Milliseconds from request to resolution (the timestamps' precision), as an integer:
+    integers sort faster than decimals, and PostgreSQL's ``extract`` answers a numeric."""
+    c = approvals.c
+    if dialect.name == "postgresql":
+        delta = func.date_part("epoch", cast(c.resolved_at, _TZ) - cast(c.created_at, _TZ))
+        return cast(func.round(delta * 1000.0), BigInteger)
+    days = func.julianday(c.resolved_at) - func.julianday(c.created_at)
+    return cast(func.round(days * 86_400_000.0), BigInteger)
 
 
-def by_person(status: str, resolved_by: str | None) -> bool:
-    """A person's decision: decided, and not by a policy, a grant or the clock."""
-    by = resolved_by or ""
-    return status in DECIDED and not by.startswith(("system:", GRANT_PREFIX))
-
-
-def millis_between(start: str, end: str) -> int:
-    """Whole milliseconds from one stored timestamp to another."""
-    return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000)
-
-
-def _claim(dialect: str) -> Any:
+def _claim(dialect: Dialect) -> Any:
+    """Mark a batch of ended approvals folded, returning what the rollup counts of each
+    (by the rules above, in the database: the same expressions ``/v1/stats`` reads)."""
     c = approvals.c
     picked = select(c.id).where(c.folded == false(), c.status.in_(ENDED)).limit(BATCH)
-    if dialect == "postgresql":  # another process folding now takes other rows
+    if dialect.name == "postgresql":  # another process folding now takes other rows
         picked = picked.with_for_update(skip_locked=True)
     return (
         update(approvals)
         .where(c.folded == false(), c.id.in_(picked.scalar_subquery()))
         .values(folded=True)
-        .returning(c.created_at, c.tool, c.agent_id, c.status, c.resolved_by, c.resolved_at)
+        .returning(
+            c.created_at,
+            c.tool,
+            c.agent_id,
+            c.status,
+            ended_by(),
+            auto_approved(),
+            case((decided_by_person(), millis(dialect)), else_=None),
+        )
     )
 
 
@@ -128,22 +172,22 @@ def _add(dialect: str, table: Any) -> Any:
 
 async def fold(engine: AsyncEngine) -> int:
     """Fold one batch of ended approvals; return how many (0: nothing left to fold)."""
-    dialect = engine.dialect.name
+    dialect = engine.dialect
     async with engine.begin() as conn:
         claimed = (await conn.execute(_claim(dialect))).all()
         if claimed:
-            await _count(conn, dialect, claimed)
+            await _count(conn, dialect.name, claimed)
     return len(claimed)
 
 
 async def _count(conn: AsyncConnection, dialect: str, claimed: Sequence[Any]) -> None:
     counts: Counter[tuple[Any, ...]] = Counter()
     times: Counter[tuple[Any, ...]] = Counter()
-    for created, tool, agent, status, resolved_by, resolved in claimed:
-        day, reviewer = created[:10], stored(ended_by(status, resolved_by))
-        counts[(day, stored(tool), stored(agent), reviewer, status, auto(status, resolved_by))] += 1
-        if by_person(status, resolved_by) and resolved is not None:
-            k = bucket(millis_between(created, resolved))
+    for created, tool, agent, status, by, auto, took in claimed:
+        day, reviewer = created[:10], stored(by)
+        counts[(day, stored(tool), stored(agent), reviewer, status, bool(auto))] += 1
+        if took is not None:
+            k = bucket(int(took))
             for dimension, value in (("", ""), ("tool", stored(tool)), ("agent", stored(agent))):
                 times[(day, dimension, value, k)] += 1
             times[(day, "reviewer", reviewer, k)] += 1

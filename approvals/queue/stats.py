@@ -29,13 +29,11 @@ from typing import Any, Literal
 from sqlalchemy import (
     BigInteger,
     String,
-    and_,
     case,
     cast,
     false,
     func,
     literal,
-    not_,
     null,
     or_,
     text,
@@ -43,7 +41,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -51,7 +48,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from approvals.core.clock import iso
 from approvals.queue import rollup
 from approvals.queue.models import Approval
-from approvals.queue.rollup import GRANT_PREFIX, SYSTEM_GRANT, SYSTEM_POLICY
 from approvals.queue.stats_schema import GroupStats, Outcomes, Stats, Timing
 
 GroupBy = Literal["tool", "agent", "reviewer", "day"]
@@ -64,7 +60,6 @@ SORT_MEMORY = "64MB"  # PostgreSQL's work_mem for one call, for the sorts (defau
 MAX_GROUPS = 1000  # the largest groups (the earliest days) are answered, the rest counted
 
 table = Approval.__table__  # type: ignore[attr-defined]
-_TZ = TIMESTAMP(timezone=True)
 
 
 @dataclass(frozen=True)
@@ -131,24 +126,6 @@ def _plan(query: Query) -> tuple[list[_Span], tuple[str, str] | None]:
     return spans, (first.date().isoformat(), last.date().isoformat())
 
 
-def _auto() -> ColumnElement[bool]:
-    c = table.c
-    return or_(
-        and_(c.resolved_by == SYSTEM_POLICY, c.status == "approved"),
-        c.resolved_by.like(GRANT_PREFIX + "%"),
-    )
-
-
-def _by_person() -> ColumnElement[bool]:
-    """A person's decision: decided, and not by a policy, a grant or the clock."""
-    c = table.c
-    return and_(
-        c.status.in_(DECIDED),
-        not_(c.resolved_by.like("system:%")),
-        not_(c.resolved_by.like(GRANT_PREFIX + "%")),
-    )
-
-
 def _key(group_by: GroupBy | None) -> ColumnElement[Any]:
     c = table.c
     if group_by == "tool":
@@ -158,13 +135,7 @@ def _key(group_by: GroupBy | None) -> ColumnElement[Any]:
     if group_by == "day":
         return func.substr(c.created_at, 1, 10)
     if group_by == "reviewer":
-        # Who ended it: a person, system:policy, system:grant or system:timeout; none for a
-        # pending approval or one its requester withdrew (as rollup.ended_by says).
-        return case(
-            (c.status.in_(("pending", "withdrawn")), None),
-            (c.resolved_by.like(GRANT_PREFIX + "%"), literal(SYSTEM_GRANT)),
-            else_=c.resolved_by,
-        )
+        return rollup.ended_by()
     return cast(null(), String)
 
 
@@ -176,17 +147,6 @@ def _folded_key(folded: Any, group_by: GroupBy | None) -> ColumnElement[Any]:
         return folded.c.day
     column = folded.c[{"tool": "tool", "agent": "agent", "reviewer": "reviewer"}[group_by]]
     return case((column == "", None), else_=func.substr(column, 2))
-
-
-def _millis(dialect: Dialect) -> ColumnElement[int]:
-    """Milliseconds from request to resolution (the timestamps' precision), as an integer:
-    integers sort faster than decimals, and PostgreSQL's ``extract`` answers a numeric."""
-    c = table.c
-    if dialect.name == "postgresql":
-        delta = func.date_part("epoch", cast(c.resolved_at, _TZ) - cast(c.created_at, _TZ))
-        return cast(func.round(delta * 1000.0), BigInteger)
-    days = func.julianday(c.resolved_at) - func.julianday(c.created_at)
-    return cast(func.round(days * 86_400_000.0), BigInteger)
 
 
 def _filters(query: Query) -> list[ColumnElement[bool]]:
@@ -234,7 +194,7 @@ def _counts(query: Query) -> Any:
                 )
             )
         ended = [c.status.in_(rollup.ENDED)] if span.unfolded else []
-        auto = case((_auto(), 1), else_=0)
+        auto = case((rollup.auto_approved(), 1), else_=0)
         parts.append(
             _counted(_key(query.group_by), c.status, auto, func.count()).where(
                 *_where(query, span), *ended
@@ -276,8 +236,8 @@ def _histogram(query: Query, dialect: Dialect) -> Any:
             _key(query.group_by).label("key"),
             cast(null(), BigInteger).label("bucket"),
             literal(1, BigInteger).label("n"),
-            _millis(dialect).label("millis"),
-        ).where(*_where(query, span), _by_person())
+            rollup.millis(dialect).label("millis"),
+        ).where(*_where(query, span), rollup.decided_by_person())
         for span in spans
     ]
     if days is not None:
@@ -307,8 +267,8 @@ def _ranked(query: Query, dialect: Dialect) -> Any:
     and, when grouped, per group (``n``, ``rank``): one scan, a sort per ranking."""
     grouped = query.group_by is not None
     durations = (
-        sql_select(_key(query.group_by).label("key"), _millis(dialect).label("millis"))
-        .where(*_where(query), _by_person())
+        sql_select(_key(query.group_by).label("key"), rollup.millis(dialect).label("millis"))
+        .where(*_where(query), rollup.decided_by_person())
         .subquery()
     )
     key, millis = durations.c.key, durations.c.millis
