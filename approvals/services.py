@@ -22,7 +22,7 @@ from approvals.core.config import Settings
 from approvals.core.db import is_postgres, libpq_dsn, make_async_engine, sqlite_pragmas
 from approvals.core.metrics import EVENTS_APPENDED, LOG_HEAD
 from approvals.delivery.channels.notices import KIND as NOTIFY
-from approvals.delivery.channels.notices import OpenNotifications, slack_updates
+from approvals.delivery.channels.notices import OpenNotifications, message_updates
 from approvals.delivery.channels.pager import KIND as PAGE
 from approvals.delivery.channels.pager import Pager, page_resolves
 from approvals.delivery.channels.push import KIND as PUSH
@@ -82,7 +82,7 @@ class Services:
         webhooks = DeliveryWorker(engine, settings, postgres=is_postgres(url), writer=log.writer())
         outbox = Outbox(webhooks.wake)
         outbox.on_resolved.append(resume_deliveries)
-        outbox.on_resolved.append(slack_updates)
+        outbox.on_resolved.append(message_updates)
         outbox.on_resolved.append(page_resolves)
         outbox.on_resolved.append(push_decided)
         notices = OpenNotifications(webhooks.wake)
@@ -90,7 +90,7 @@ class Services:
         LOOKUPS["resume"] = resume_secret
         # The log's append hooks, the one place they are wired, in the order they run:
         # OpenApprovals inserts each request's approval (and applies auto/deny policies),
-        # OpenNotifications then reads those approvals to queue Slack and email notices
+        # OpenNotifications then reads those approvals to queue each channel's notices
         # and Web Push requests, and the Outbox last queues webhook deliveries for every
         # event, resolutions included.
         log.hooks = [OpenApprovals(), notices, outbox]
@@ -151,6 +151,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.notifier.close()
         if self.wakeup is not None:
             self.wakeup.stop()
         await self.broker.stop()

@@ -23,13 +23,24 @@ def test_contacts_list_update_and_password(sqlite_database: Database) -> None:
     assert "alice\talice@example.com\tU0OTHER\tactive" in cli(db, "users", "list").stdout
     assert cli(db, "users", "update", "alice", "--email", "").returncode == 0
     assert "alice\t-\tU0OTHER" in cli(db, "users", "list").stdout
+    guid = "6F1C2D3E-0000-4000-8000-00000000000A"
+    linked = cli(
+        db, "users", "update", "alice", "--discord-user", "123456789012345678", "--teams-user", guid
+    )
+    assert linked.returncode == 0, linked.stderr
+    assert "\tdiscord:123456789012345678\tteams:" + guid.lower() in cli(db, "users", "list").stdout
+    assert cli(db, "users", "update", "alice", "--discord-user", "").returncode == 0
+    assert "discord:" not in cli(db, "users", "list").stdout
     for args, message in (
         (("update", "alice", "--email", "nope"), "not an email address"),
         (("update", "alice", "--slack-user", "#general"), "not a Slack user id"),
         (("update", "nobody", "--email", "x@example.com"), "no user named"),
+        (("update", "alice", "--discord-user", "@alice"), "not a Discord user id"),
+        (("update", "alice", "--teams-user", "alice@example.com"), "not a Teams user's Entra"),
         (
             ("update", "alice"),
-            "give --email, --slack-user, --admin/--no-admin, --away-until and/or --delegate",
+            "give --email, --slack-user, --discord-user, --teams-user, --admin/--no-admin, "
+            "--away-until and/or --delegate",
         ),
         (("disable", "nobody"), "no user named"),
     ):

@@ -22,11 +22,11 @@ from approvals.connectors.resume import RESUMING_SOURCES, UPSTREAM_ID, sources_t
 from approvals.core.db import parse_url, sqlite_pragmas
 from approvals.delivery.channels import push
 from approvals.delivery.channels.models import (
+    channel_messages_table,
     push_subscriptions_table,
     routes_table,
-    slack_messages_table,
 )
-from approvals.delivery.channels.notices import ALL_ROUTES, SLACK_TOUCHED
+from approvals.delivery.channels.notices import ALL_ROUTES, TOUCHED
 from approvals.delivery.outbox import ACTIVE_ENDPOINTS, deliveries_table, endpoints_table
 from approvals.events.log import EVENT_UPDATE, events_table
 from approvals.events.writer import _PREPARED, SqliteWriter, ThreadConnection, drive
@@ -170,8 +170,13 @@ def _fill(conn: Any) -> None:
         ],
     )
     conn.execute(
-        insert(slack_messages_table).values(
-            approval_id="apr_a", channel="C1", ts="1.2", delivery_id="dlv_1", created_at=AT
+        insert(channel_messages_table).values(
+            approval_id="apr_a",
+            channel="slack",
+            conversation="C1",
+            ref="1.2",
+            delivery_id="dlv_1",
+            created_at=AT,
         )
     )
 
@@ -187,8 +192,8 @@ READS: list[tuple[Any, dict[str, Any]]] = [
     (UPSTREAM_ID, {"event_id": 2}),
     (UPSTREAM_ID, {"event_id": 1}),
     (ALL_ROUTES, {}),
-    (SLACK_TOUCHED, {"approval_id": "apr_a"}),
-    (SLACK_TOUCHED, {"approval_id": "apr_b"}),
+    (TOUCHED, {"approval_id": "apr_a"}),
+    (TOUCHED, {"approval_id": "apr_b"}),
     (_LIVE_KEY, {"digest": "h1"}),
     (_LIVE_KEY, {"digest": "h2"}),
     (push.EVERY_DEVICE, {}),

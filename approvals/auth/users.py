@@ -30,6 +30,10 @@ def _dummy() -> str:
 
 EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
+DISCORD_USER = re.compile(r"[0-9]{15,21}")  # a snowflake
+TEAMS_USER = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 # Not an argon2 hash, so no password matches it: reviewers created by an identity provider.
 NO_PASSWORD = "!"
 
@@ -45,6 +49,8 @@ class User(SQLModel, table=True):
     created_at: str = Field(max_length=32)
     email: str | None = Field(default=None, max_length=320)
     slack_user_id: str | None = Field(default=None, max_length=64)
+    discord_user_id: str | None = Field(default=None, max_length=64)
+    teams_user_id: str | None = Field(default=None, max_length=64)  # AAD object id
     disabled: bool = False
     session_generation: int = 0
     is_admin: bool = False
@@ -85,7 +91,21 @@ def _check_password(password: str) -> None:
         raise UserError("the password must be at least 8 characters")
 
 
-def _contacts(email: str | None, slack_user: str | None) -> dict[str, str | None]:
+# Chat accounts a reviewer is linked by: option, column, format, example.
+CHAT_IDS = {
+    "slack_user": ("slack_user_id", SLACK_USER, "a Slack user id (like U012AB3CD)"),
+    "discord_user": ("discord_user_id", DISCORD_USER, "a Discord user id (digits)"),
+    "teams_user": (
+        "teams_user_id",
+        TEAMS_USER,
+        "a Teams user's Entra (AAD) object id (like 6f1c2d3e-0000-4000-8000-000000000000)",
+    ),
+}
+
+
+def _contacts(
+    email: str | None, slack_user: str | None, **chats: str | None
+) -> dict[str, str | None]:
     """Validated contact columns; an empty string clears one."""
     values: dict[str, str | None] = {}
     if email is not None:
@@ -93,11 +113,14 @@ def _contacts(email: str | None, slack_user: str | None) -> dict[str, str | None
         if email and (len(email) > 320 or not EMAIL.fullmatch(email)):
             raise UserError(f"{email!r} is not an email address")
         values["email"] = email or None
-    if slack_user is not None:
-        slack_user = slack_user.strip()
-        if slack_user and not SLACK_USER.fullmatch(slack_user):
-            raise UserError(f"{slack_user!r} is not a Slack user id (like U012AB3CD)")
-        values["slack_user_id"] = slack_user or None
+    for option, given in {"slack_user": slack_user, **chats}.items():
+        if given is None:
+            continue
+        column, form, what = CHAT_IDS[option]
+        given = given.strip()
+        if given and not form.fullmatch(given):
+            raise UserError(f"{given!r} is not {what}")
+        values[column] = (given.lower() if option == "teams_user" else given) or None
     return values
 
 
@@ -183,19 +206,24 @@ def update_user(
     *,
     email: str | None = None,
     slack_user: str | None = None,
+    discord_user: str | None = None,
+    teams_user: str | None = None,
     admin: bool | None = None,
     away_until: str | None = None,
     delegate: str | None = None,
 ) -> None:
-    """Change a reviewer's email address, Slack user id ("" clears one), admin flag, or
-    absence: away until a time ("" for back) with a delegate who decides meanwhile."""
-    values: dict[str, Any] = dict(_contacts(email, slack_user))
+    """Change a reviewer's email address, Slack, Discord or Teams id ("" clears one), admin
+    flag, or absence: away until a time ("" for back) with a delegate who decides meanwhile."""
+    values: dict[str, Any] = dict(
+        _contacts(email, slack_user, discord_user=discord_user, teams_user=teams_user)
+    )
     if admin is not None:
         values["is_admin"] = admin
     values.update(_absence(conn, username, away_until, delegate))
     if not values:
         raise UserError(
-            "give --email, --slack-user, --admin/--no-admin, --away-until and/or --delegate"
+            "give --email, --slack-user, --discord-user, --teams-user, --admin/--no-admin, "
+            "--away-until and/or --delegate"
         )
     _change(conn, username, **values)
 
@@ -305,6 +333,8 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
             users_table.c.username,
             users_table.c.email,
             users_table.c.slack_user_id,
+            users_table.c.discord_user_id,
+            users_table.c.teams_user_id,
             users_table.c.disabled,
             users_table.c.is_admin,
             users_table.c.created_at,

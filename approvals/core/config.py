@@ -133,6 +133,14 @@ class Settings:
     slack_signing_secret: str = ""
     slack_api_url: str = "https://slack.com/api/"
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    discord_public_key: str = ""  # the application's Ed25519 key (hex): signs interactions
+    discord_bot_token: str = ""
+    discord_api_url: str = "https://discord.com/api/v10"
+    teams_app_id: str = ""  # the bot's Microsoft App ID: the audience of incoming JWTs
+    teams_app_password: str = ""  # its client secret, for the outgoing calls' token
+    teams_openid_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    teams_login_url: str = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
+    teams_service_url: str = ""  # empty: learned from the bot's installation activity
     smtp_url: str = ""
     email_from: str = "approvals@localhost"
     vapid_private_key: str = ""  # Web Push: empty means generated once and kept in the database
@@ -188,6 +196,16 @@ class Settings:
             slack_signing_secret=os.environ.get("APPROVALS_SLACK_SIGNING_SECRET", ""),
             slack_api_url=os.environ.get("APPROVALS_SLACK_API_URL") or cls.slack_api_url,
             pagerduty_url=os.environ.get("APPROVALS_PAGERDUTY_URL") or cls.pagerduty_url,
+            discord_public_key=os.environ.get("APPROVALS_DISCORD_PUBLIC_KEY", "").strip(),
+            discord_bot_token=os.environ.get("APPROVALS_DISCORD_BOT_TOKEN", "").strip(),
+            discord_api_url=(
+                os.environ.get("APPROVALS_DISCORD_API_URL") or cls.discord_api_url
+            ).rstrip("/"),
+            teams_app_id=os.environ.get("APPROVALS_TEAMS_APP_ID", "").strip(),
+            teams_app_password=os.environ.get("APPROVALS_TEAMS_APP_PASSWORD", ""),
+            teams_openid_url=os.environ.get("APPROVALS_TEAMS_OPENID_URL") or cls.teams_openid_url,
+            teams_login_url=os.environ.get("APPROVALS_TEAMS_LOGIN_URL") or cls.teams_login_url,
+            teams_service_url=os.environ.get("APPROVALS_TEAMS_SERVICE_URL", "").strip().rstrip("/"),
             smtp_url=os.environ.get("APPROVALS_SMTP_URL", ""),
             email_from=os.environ.get("APPROVALS_EMAIL_FROM") or cls.email_from,
             vapid_private_key=os.environ.get("APPROVALS_VAPID_PRIVATE_KEY", "").strip(),

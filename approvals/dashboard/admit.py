@@ -28,7 +28,16 @@ ADMITTED = "approvals.admitted"  # where the guard leaves the session for the ha
 # State-changing routes with their own rule: the API (keys and scopes), sign-in and
 # sign-out (CSRF only: they change no data), and signed callbacks and links.
 EXEMPT_PREFIXES = ("/v1/", "/hooks/")  # the API, and agent hooks with API keys
-EXEMPT_PATHS = frozenset({"/login", "/logout", "/slack/interactions", "/email/{token:str}"})
+EXEMPT_PATHS = frozenset(
+    {
+        "/login",
+        "/logout",
+        "/slack/interactions",
+        "/discord/interactions",
+        "/teams/messages",
+        "/email/{token:str}",
+    }
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -19,8 +19,10 @@ from approvals.core.errors import exception_handlers
 from approvals.dashboard import admit, devices, insights, links, live, oidc_pages, pages, shell
 from approvals.http import fastpath
 from approvals.http.api import approvals as queue
+from approvals.http.api import discord as discord_api
 from approvals.http.api import grants, hooks, notifications, sources, stats, webhooks
 from approvals.http.api import slack as interactions
+from approvals.http.api import teams as teams_api
 from approvals.http.api.events import get_event, get_events, post_events
 from approvals.http.asgi import HSTS, SECURITY_HEADERS, App
 from approvals.http.openapi import config as openapi_config
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         notifications.list_notifications,
         notifications.delete_notification,
         interactions.slack_interactions,
+        discord_api.discord_interactions,
+        teams_api.teams_messages,
         links.email_link_page,
         links.email_link_decide,
         healthz,

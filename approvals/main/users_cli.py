@@ -24,6 +24,10 @@ Transaction = Callable[[], AbstractContextManager[tuple[Any, Any]]]
 Audited = Callable[[Callable[[Any, Any], Any]], Any]
 EMAIL_HELP = "The reviewer's email address (for email notifications); '' clears it."
 SLACK_HELP = "The reviewer's Slack user id, like U012AB3CD (for Slack decisions); '' clears it."
+DISCORD_HELP = "The reviewer's Discord user id (digits; for Discord decisions); '' clears it."
+TEAMS_HELP = (
+    "The reviewer's Microsoft Entra (AAD) object id, a GUID (for Teams decisions); '' clears it."
+)
 
 
 def _password(from_stdin: bool) -> str:
@@ -83,6 +87,8 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
         name: Annotated[str, typer.Argument(help="The reviewer's username.")],
         email: Annotated[str | None, typer.Option(help=EMAIL_HELP)] = None,
         slack_user: Annotated[str | None, typer.Option(help=SLACK_HELP)] = None,
+        discord_user: Annotated[str | None, typer.Option(help=DISCORD_HELP)] = None,
+        teams_user: Annotated[str | None, typer.Option(help=TEAMS_HELP)] = None,
         admin: Annotated[
             bool | None,
             typer.Option("--admin/--no-admin", help="Grant or withdraw the audit page."),
@@ -102,7 +108,7 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
             ),
         ] = None,
     ) -> None:
-        """Change a reviewer's email address, Slack user id, admin flag or absence."""
+        """Change a reviewer's email address, Slack, Discord or Teams id, admin flag or absence."""
 
         change(
             lambda conn: update_user(
@@ -110,6 +116,8 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
                 name,
                 email=email,
                 slack_user=slack_user,
+                discord_user=discord_user,
+                teams_user=teams_user,
                 admin=admin,
                 away_until=away_until,
                 delegate=delegate,
@@ -120,6 +128,8 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
             admin=admin,
             email=None if email is None else "changed",
             slackUser=None if slack_user is None else "changed",
+            discordUser=None if discord_user is None else "changed",
+            teamsUser=None if teams_user is None else "changed",
             awayUntil=away_until,
             delegate=delegate,
         )
@@ -127,7 +137,8 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
 
     @users.command("list")
     def users_list() -> None:
-        """List reviewers: name, email, Slack user, state and creation date."""
+        """List reviewers: name, email, Slack user, state and creation date (then their
+        Discord and Teams ids, when linked)."""
         rows: list[dict[str, Any]] = []
         run(lambda conn: rows.extend(list_users(conn)))
         if not rows:
@@ -141,6 +152,14 @@ def register(users: typer.Typer, transaction: Transaction, audited: Audited) -> 
             typer.echo(
                 f"{row['username']}\t{row['email'] or '-'}\t{row['slack_user_id'] or '-'}\t"
                 f"{state}\t{row['created_at']}"
+                + "".join(
+                    f"\t{label}:{row[column]}"
+                    for label, column in (
+                        ("discord", "discord_user_id"),
+                        ("teams", "teams_user_id"),
+                    )
+                    if row[column]
+                )
             )
 
     @users.command("disable")

@@ -5,16 +5,22 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from html import escape as html_escape
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from approvals.core.config import Settings
+from approvals.delivery.channels.base import Channel
 from approvals.delivery.channels.schema import Lead
 from approvals.delivery.channels.slack import arguments_text, page_url
+from approvals.delivery.worker import Sent
 from approvals.views import rows
 from approvals.views.render import render
+
+if TYPE_CHECKING:
+    from approvals.delivery.channels.schema import Notice
 
 LINK_MAX_AGE = 30 * 24 * 3600  # a backstop; a link also dies when its approval resolves
 SALT = "approvals-email-link"
@@ -118,3 +124,40 @@ async def send(settings: Settings, mail: EmailMessage) -> None:
         start_tls=False if tls else None,
         timeout=settings.webhook_timeout,
     )
+
+
+class Email(Channel):
+    """A text and HTML email with personal one-time links; nothing to edit afterwards."""
+
+    name = "email"
+    label = "email"
+    scheme = "mailto"
+    contact = "email"
+
+    def missing(self) -> str | None:
+        return None if self.settings.smtp_url else "APPROVALS_SMTP_URL is not set"
+
+    def hosts(self) -> list[str]:
+        return [self.settings.smtp_url]
+
+    def escape(self, text: Any) -> str:
+        return html_escape(str(text))  # the text part is plain; the templates escape the HTML
+
+    async def post(self, notice: Notice, approval: dict[str, Any], lead: Lead | None) -> Sent:
+        tokens = None
+        if notice.reviewer:
+            tokens = make_links(
+                await self.services.notifier.signer(),
+                approval["id"],
+                notice.reviewer,
+                approval.get("argumentsDigest"),
+            )
+        await send(self.settings, message(approval, self.settings, notice.to, tokens, lead))
+        return Sent(status_code=250)
+
+    def failed(self, exc: Exception) -> Sent | None:
+        from aiosmtplib import SMTPException  # imported on first use
+
+        if isinstance(exc, (SMTPException, OSError, ValueError)):
+            return Sent(error=f"{type(exc).__name__}: {exc}"[:500])
+        return None

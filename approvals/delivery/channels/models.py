@@ -1,5 +1,5 @@
-"""Notification routes, Slack messages sent, email links used, Slack interactions seen,
-and the reviewers' devices that take Web Push."""
+"""Notification routes, the messages live channels posted and the conversations they
+learned, email links used, interactions seen, and the reviewers' devices that take Web Push."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ class Route(SQLModel, table=True):
     __tablename__ = "notification_routes"
 
     id: str = Field(primary_key=True, max_length=64)
-    channel: str = Field(max_length=16)  # slack, email
-    target: str = Field(max_length=320)  # channel id, address, or "reviewers"
+    channel: str = Field(max_length=16)  # slack, email, discord, teams
+    target: str = Field(max_length=320)  # channel or conversation id, address, or "reviewers"
     agent_id: str | None = Field(default=None, max_length=200)
     tool: str | None = Field(default=None, max_length=200)
     remind_after_seconds: int | None = None
@@ -22,18 +22,35 @@ class Route(SQLModel, table=True):
     created_at: str = Field(max_length=32)
 
 
-class SlackMessage(SQLModel, table=True):
-    """A Slack message sent for an approval, updated when the approval resolves."""
+class ChannelMessage(SQLModel, table=True):
+    """A message a live channel (Slack, Discord, Teams) posted for an approval: where it is,
+    so it can be edited to the outcome when the approval resolves."""
 
-    __tablename__ = "slack_messages"
-    __table_args__ = (UniqueConstraint("channel", "ts"),)
+    __tablename__ = "channel_messages"
+    __table_args__ = (UniqueConstraint("channel", "conversation", "ref"),)
 
     id: int | None = Field(default=None, primary_key=True)
     approval_id: str = Field(max_length=64, index=True)
-    channel: str = Field(max_length=64)
-    ts: str = Field(max_length=64)
+    channel: str = Field(max_length=16)  # slack, discord, teams
+    conversation: str = Field(max_length=320)  # Slack or Discord channel id, Teams conversation
+    ref: str = Field(max_length=200)  # the message: Slack ts, Discord or Teams message id
+    service_url: str | None = Field(default=None, max_length=500)  # Teams: where to edit it
     delivery_id: str = Field(max_length=64)
     created_at: str = Field(max_length=32)
+
+
+class Conversation(SQLModel, table=True):
+    """A conversation a chat bot learned from its platform (the Teams bot's installations):
+    the service URL that reaches it and, for a personal chat, whose it is."""
+
+    __tablename__ = "channel_conversations"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    conversation: str = Field(primary_key=True, max_length=320)
+    service_url: str = Field(max_length=500)
+    tenant_id: str | None = Field(default=None, max_length=64)
+    user_ref: str | None = Field(default=None, max_length=64, index=True)  # personal chats
+    updated_at: str = Field(max_length=32)
 
 
 class UsedLink(SQLModel, table=True):
@@ -48,12 +65,13 @@ class UsedLink(SQLModel, table=True):
 
 
 class InteractionReceipt(SQLModel, table=True):
-    """A signed Slack interaction already acted on: its replays are acknowledged, not acted on."""
+    """A signed interaction (Slack, Discord, Teams) already acted on: its replays are
+    acknowledged, not acted on."""
 
     __tablename__ = "interaction_receipts"
 
-    digest: str = Field(primary_key=True, max_length=64)  # SHA-256 of v0:{timestamp}:{body}
-    seen_at: float = Field(index=True)  # Unix time; forgotten once Slack's window is past
+    digest: str = Field(primary_key=True, max_length=64)  # SHA-256 of what identifies it
+    seen_at: float = Field(index=True)  # Unix time; forgotten once no replay can pass
 
 
 class PushSubscription(SQLModel, table=True):
@@ -75,7 +93,8 @@ class PushSubscription(SQLModel, table=True):
 
 
 routes_table = Route.__table__  # type: ignore[attr-defined]
-slack_messages_table = SlackMessage.__table__  # type: ignore[attr-defined]
+channel_messages_table = ChannelMessage.__table__  # type: ignore[attr-defined]
+conversations_table = Conversation.__table__  # type: ignore[attr-defined]
 used_links_table = UsedLink.__table__  # type: ignore[attr-defined]
 interaction_receipts_table = InteractionReceipt.__table__  # type: ignore[attr-defined]
 push_subscriptions_table = PushSubscription.__table__  # type: ignore[attr-defined]

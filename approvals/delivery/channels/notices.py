@@ -9,16 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approvals.auth.users import stand_in, users_table
 from approvals.core.clock import iso, now_iso, parse_iso
 from approvals.core.errors import invalid
-from approvals.delivery.channels.models import routes_table, slack_messages_table
+from approvals.delivery.channels.catalog import CHANNELS, LIVE
+from approvals.delivery.channels.catalog import label as channel_label
+from approvals.delivery.channels.models import channel_messages_table, routes_table
 from approvals.delivery.channels.pager import KIND as PAGE
 from approvals.delivery.channels.pager import TRIGGER, Page, page_row
-from approvals.delivery.channels.schema import Lead
+from approvals.delivery.channels.schema import Lead, Notice
 from approvals.delivery.outbox import deliveries_table, pending_row
 from approvals.events.log import LogTransaction
 from approvals.events.writer import prepared
@@ -31,23 +33,8 @@ KIND = "notify"
 REVIEWERS = "reviewers"
 PUSH = "push"
 # Where a reviewer is reached on each channel; Web Push keeps its devices per reviewer.
-CONTACT = {
-    "slack": users_table.c.slack_user_id,
-    "email": users_table.c.email,
-    PUSH: users_table.c.username,
-}
-
-
-class Notice(msgspec.Struct, kw_only=True):
-    """What one notification delivery does (its ``payload``)."""
-
-    action: str  # open, remind, escalate, warn, update
-    channel: str  # slack, email
-    to: str  # Slack channel or user id, or an email address
-    approval_id: str
-    reviewer: str | None = None  # the reviewer the links decide as (email)
-    route_id: str | None = None
-    step: int | None = None  # the escalation step (1-based) that sends it
+CONTACT = {name: users_table.c[kind.contact] for name, kind in CHANNELS.items()}
+CONTACT[PUSH] = users_table.c.username
 
 
 # Notices that matter only while the approval waits: skipped once it is decided.
@@ -93,7 +80,8 @@ def _duration(span: timedelta) -> str:
 
 def notice_row(notice: Notice, event_id: int, due: str | None = None) -> dict[str, Any]:
     """A pending outbox row of kind ``notify`` carrying ``notice``."""
-    scheme = "slack" if notice.channel == "slack" else "mailto"
+    kind = CHANNELS.get(notice.channel)
+    scheme = kind.scheme if kind is not None else notice.channel
     return pending_row(
         kind=KIND,
         msg_id=f"msg_{event_id}_{notice.action}{notice.step or ''}_{notice.to}"[:100],
@@ -201,13 +189,11 @@ async def assign(
     row = await service.assign(tx, approval_id, effective, by, delegated_from=away)
     contacts = (
         await tx.conn.execute(
-            select(users_table.c.slack_user_id, users_table.c.email).where(
-                users_table.c.username == effective
-            )
+            select(*(CONTACT[name] for name in CHANNELS)).where(users_table.c.username == effective)
         )
     ).first()
     notes = []
-    for channel, address in zip(("slack", "email"), contacts or (None, None), strict=True):
+    for channel, address in zip(CHANNELS, contacts or [None] * len(CHANNELS), strict=True):
         if address:
             notice = Notice(
                 action="assign",
@@ -363,7 +349,7 @@ async def _steps(
             continue
         targets: list[dict[str, Any]]
         if step["notify"] == REVIEWERS:
-            targets = [{"id": None, "channel": c, "target": REVIEWERS} for c in ("slack", "email")]
+            targets = [{"id": None, "channel": c, "target": REVIEWERS} for c in CHANNELS]
         elif step["notify"] in by_id:
             targets = [by_id[step["notify"]]]
         else:
@@ -402,35 +388,37 @@ async def _notices(
     ]
 
 
-# Slack messages sent for an approval, or Slack notices of it still queued (run on every
-# decision: built once, one statement).
-SLACK_TOUCHED = prepared(
-    select(
-        or_(
-            select(slack_messages_table.c.id)
-            .where(slack_messages_table.c.approval_id == bindparam("approval_id"))
-            .exists(),
-            select(deliveries_table.c.id)
-            .where(
-                deliveries_table.c.approval_id == bindparam("approval_id"),
-                deliveries_table.c.kind == KIND,
-                deliveries_table.c.url.startswith("slack:"),
-            )
-            .exists(),
-        )
+# The live channels that posted messages about an approval, or have notices of it queued
+# (run on every decision: built once, one statement).
+TOUCHED = prepared(
+    union(
+        select(channel_messages_table.c.channel).where(
+            channel_messages_table.c.approval_id == bindparam("approval_id")
+        ),
+        select(deliveries_table.c.event_type).where(
+            deliveries_table.c.approval_id == bindparam("approval_id"),
+            deliveries_table.c.kind == KIND,
+            or_(*(deliveries_table.c.url.startswith(f"{CHANNELS[n].scheme}:") for n in LIVE)),
+        ),
     )
 )
 ALL_ROUTES = prepared(select(routes_table))
 
 
-async def slack_updates(
+async def message_updates(
     tx: LogTransaction, approval: dict[str, Any], resolution: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One ``chat.update`` delivery when Slack messages were sent (or queued) for an approval."""
-    if not (await tx.conn.execute(SLACK_TOUCHED, {"approval_id": approval["id"]})).scalar():
-        return []
-    notice = Notice(action="update", channel="slack", to="messages", approval_id=approval["id"])
-    return [notice_row(notice, int(resolution["id"]))]
+    """One update delivery per live channel that posted (or will post) messages about an
+    approval: each edits them to the outcome."""
+    found = await tx.conn.execute(TOUCHED, {"approval_id": approval["id"]})
+    names = sorted({row[0].split(".")[1] if "." in row[0] else row[0] for row in found})
+    return [
+        notice_row(
+            Notice(action="update", channel=name, to="messages", approval_id=approval["id"]),
+            int(resolution["id"]),
+        )
+        for name in names
+    ]
 
 
 @dataclass(frozen=True)
@@ -442,8 +430,8 @@ class Rung:
     text: str
 
 
-LADDER_TYPES = (TRIGGER, "notification.slack.escalate", "notification.email.escalate")
-WARN_TYPES = ("notification.slack.warn", "notification.email.warn")
+LADDER_TYPES = (TRIGGER, *(f"notification.{name}.escalate" for name in CHANNELS))
+WARN_TYPES = tuple(f"notification.{name}.warn" for name in CHANNELS)
 
 
 async def ladder_of(engine: AsyncEngine, approval_id: str) -> list[Rung]:
@@ -471,7 +459,7 @@ def _rung(row: dict[str, Any]) -> Rung:
         notice = msgspec.json.decode(row["payload"], type=Notice)
         step = notice.step
         verb = ("warned", "warns") if notice.action == "warn" else ("escalated to", "escalates to")
-        whom = f"{'Slack' if notice.channel == 'slack' else 'email'} {notice.to}"
+        whom = f"{channel_label(notice.channel)} {notice.to}"
     label = f"Step {step}: " if step else "Timeout warning: "
     done, due = f"{label}{verb[0]} {whom}", f"{label}{verb[1]} {whom}"
     if row["status"] == "succeeded" and row["last_status_code"] is not None:

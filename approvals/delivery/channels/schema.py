@@ -14,14 +14,15 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x
 class NotificationCreate(Body):
     """A route: announce matching approvals on a channel."""
 
-    channel: Literal["slack", "email"]
+    channel: Literal["slack", "email", "discord", "teams"]
     target: Annotated[
         str,
         msgspec.Meta(
             min_length=1,
             max_length=320,
             pattern=r"^[^\s\x00-\x1f\x7f]+$",
-            description="a Slack channel id, an email address, or 'reviewers'",
+            description="a Slack or Discord channel id, a Teams conversation id, an email "
+            "address, or 'reviewers'",
         ),
     ]
     agent_id: Name | None = None
@@ -54,6 +55,18 @@ class Lead(msgspec.Struct, frozen=True):
 
     tag: str
     text: str
+
+
+class Notice(msgspec.Struct, kw_only=True):
+    """What one notification delivery does (its ``payload``)."""
+
+    action: str  # open, remind, escalate, warn, update
+    channel: str  # slack, email, discord, teams
+    to: str  # a channel, conversation or user id on it, or an email address
+    approval_id: str
+    reviewer: str | None = None  # the reviewer it is for (email links decide as them)
+    route_id: str | None = None
+    step: int | None = None  # the escalation step (1-based) that sends it
 
 
 class PushKeys(Body):

@@ -1,18 +1,22 @@
-"""Slack: the Block Kit message of an approval, and sending or updating it."""
+"""Slack: the Block Kit message of an approval, and posting or updating it."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
 from approvals.core.config import Settings
 from approvals.delivery import schedule
+from approvals.delivery.channels.base import Channel, Message, Posted
 from approvals.delivery.channels.schema import Lead
 from approvals.delivery.worker import Sent
 from approvals.views.render import clock, left
+
+if TYPE_CHECKING:
+    from approvals.delivery.channels.schema import Notice
 
 ARGUMENTS_LIMIT = 1500
 TITLE_LIMIT = 300
@@ -188,3 +192,55 @@ def failure(exc: SlackApiError) -> Sent:
     return Sent(
         status_code=status, error=detail, retry_after=retry_after, permanent=code in PERMANENT
     )
+
+
+class Slack(Channel):
+    """Block Kit messages with Approve and Reject, edited to the outcome."""
+
+    name = "slack"
+    label = "Slack"
+    scheme = "slack"
+    contact = "slack_user_id"
+    live = True
+
+    def __init__(self, services: Any) -> None:
+        super().__init__(services)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The Web API client (made on first use)."""
+        if self._client is None:
+            self._client = client(self.settings)
+        return self._client
+
+    def missing(self) -> str | None:
+        return None if self.settings.slack_bot_token else "APPROVALS_SLACK_BOT_TOKEN is not set"
+
+    def hosts(self) -> list[str]:
+        return [self.settings.slack_api_url]
+
+    def escape(self, text: Any) -> str:
+        return escape(text)
+
+    async def post(self, notice: Notice, approval: dict[str, Any], lead: Lead | None) -> Posted:
+        answer = await self.client.chat_postMessage(
+            channel=notice.to,
+            text=fallback(approval),
+            blocks=blocks(approval, self.settings, lead),
+            unfurl_links=False,
+        )
+        return Posted(answer["channel"], answer["ts"], answer.status_code)
+
+    async def edit(self, approval: dict[str, Any], message: Message) -> None:
+        await self.client.chat_update(
+            channel=message.conversation,
+            ts=message.ref,
+            text=fallback(approval),
+            blocks=blocks(approval, self.settings),
+        )
+
+    def failed(self, exc: Exception) -> Sent | None:
+        if isinstance(exc, SlackApiError):
+            return failure(exc)
+        return super().failed(exc)

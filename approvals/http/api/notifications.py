@@ -26,6 +26,9 @@ from approvals.events.log import new_id
 from approvals.http.guard import requires
 
 SLACK_CHANNEL = re.compile(r"[CGDU][A-Z0-9]{2,30}")
+DISCORD_CHANNEL = re.compile(r"[0-9]{15,21}")
+# A Bot Framework conversation id: "19:…@thread.tacv2" for a channel, "a:…" for a chat.
+TEAMS_CONVERSATION = re.compile(r"[0-9A-Za-z][0-9A-Za-z:@._;=+/-]{2,319}")
 TAGS = ["notifications"]
 NotificationId = Annotated[str, PathParameter(max_length=200, description="the route's id")]
 
@@ -53,6 +56,16 @@ def check_target(data: NotificationCreate) -> str:
         raise invalid("body.target", "must be a Slack channel id (like C012AB3CD) or 'reviewers'")
     if data.channel == "email" and not EMAIL.fullmatch(target):
         raise invalid("body.target", "must be an email address or 'reviewers'")
+    if data.channel == "discord" and not DISCORD_CHANNEL.fullmatch(target):
+        raise invalid(
+            "body.target",
+            "must be a Discord channel id (digits, like 1234567890123456789) or 'reviewers'",
+        )
+    if data.channel == "teams" and not TEAMS_CONVERSATION.fullmatch(target):
+        raise invalid(
+            "body.target",
+            "must be a Teams conversation id (like 19:abc@thread.tacv2) or 'reviewers'",
+        )
     return target
 
 
@@ -62,13 +75,14 @@ def check_target(data: NotificationCreate) -> str:
     status_code=201,
     operation_id="createNotification",
     tags=TAGS,
-    summary="Announce matching approvals on Slack or by email",
+    summary="Announce matching approvals on Slack, Discord, Teams or by email",
     responses=errors(*WRITE_ERRORS),
 )
 async def create_notification(
     request: Request[Any, Any, Any], data: JSONBody[NotificationCreate]
 ) -> NotificationPublic:
-    """Announce matching approvals on Slack or by email, with an optional reminder."""
+    """Announce matching approvals on Slack, Discord, Teams or by email, with an optional
+    reminder."""
     values = {
         "id": new_id("ntf"),
         "channel": data.channel,

@@ -7,9 +7,7 @@ and does nothing), and only then acted on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
@@ -18,14 +16,9 @@ import msgspec
 from litestar import Request, Response, post
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from approvals.auth.users import users_table
-from approvals.core.errors import ApiError
-from approvals.delivery.channels.models import interaction_receipts_table as receipts
+from approvals.delivery.channels import interactions
 from approvals.delivery.channels.slack import clip, escape
-from approvals.queue import policy, service
 from approvals.queue.schema import MAX_TEXT
 
 if TYPE_CHECKING:
@@ -33,10 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("approvals.notify")
 REASON_CALLBACK = "reject_reason"
-NOT_LINKED = (
-    "Your Slack account is not linked to an approvals reviewer, so nothing was decided. "
-    "An admin can link it: approvals users update NAME --slack-user YOUR_SLACK_ID"
-)
 WINDOW = 5 * 60  # seconds a signed timestamp may be from now, either way (Slack's rule)
 # A replay is possible until its timestamp is WINDOW old, so up to 2 * WINDOW after it was
 # first seen; one WINDOW more covers clocks that differ between instances.
@@ -204,35 +193,8 @@ def verified(settings: Any, body: bytes, headers: Any) -> bool:
 
 async def first_seen(services: Services, timestamp: str, body: bytes) -> bool:
     """Record a signed interaction; False when any instance recorded it before (a replay)."""
-    digest = hashlib.sha256(b"v0:" + timestamp.encode() + b":" + body).hexdigest()
-    now = time.time()
-    try:
-        async with services.log.writer(), services.engine.begin() as conn:
-            await conn.execute(insert(receipts).values(digest=digest, seen_at=now))
-    except IntegrityError:
-        return False
-    try:  # forget receipts no replay can match any more; another instance may do it too
-        async with services.log.writer(), services.engine.begin() as conn:
-            await conn.execute(delete(receipts).where(receipts.c.seen_at < now - RECEIPT_SECONDS))
-    except SQLAlchemyError as exc:
-        log.warning("forgetting old Slack interaction receipts failed (retried later): %s", exc)
-    return True
-
-
-# -- acting on it --------------------------------------------------------------------------
-
-
-async def reviewer_for(engine: Any, slack_user: str) -> str | None:
-    """The one active reviewer linked to a Slack user id, or None."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(users_table.c.username)
-                .where(users_table.c.slack_user_id == slack_user, users_table.c.disabled.is_(False))
-                .limit(2)
-            )
-        ).all()
-    return rows[0][0] if len(rows) == 1 else None
+    material = b"v0:" + timestamp.encode() + b":" + body
+    return await interactions.first_seen(services, material, RECEIPT_SECONDS)
 
 
 @post("/slack/interactions", include_in_schema=False, status_code=200)
@@ -275,48 +237,22 @@ async def _ephemeral(services: Services, click: Click, text: str) -> None:
 
 
 async def _clicked(services: Services, click: Click) -> None:
-    reviewer = await reviewer_for(services.engine, click.user)
+    reviewer = await interactions.reviewer_for(services.engine, "slack", click.user)
     if reviewer is None:
-        await _ephemeral(services, click, NOT_LINKED)
+        await _ephemeral(services, click, interactions.not_linked("slack", click.user))
         return
     if click.action == "reject":
-        reason = await _refusal(services, click.approval_id, reviewer)
+        reason = await interactions.refusal(services, click.approval_id, reviewer)
         if reason is not None:
             await _ephemeral(services, click, reason)
             return
         await _open_modal(services, click)
         return
-    try:
-        values = {"decision": "approve", "arguments_digest": click.digest}
-        await service.decide(services.log, click.approval_id, reviewer, values)
-    except ApiError as exc:
-        await _ephemeral(services, click, f"Nothing was decided: {exc.message}")
-        return
-    approval = await service.fetch(services.engine, click.approval_id)
-    if approval["status"] == "pending":
-        votes = len(approval["votes"])
-        await _ephemeral(
-            services, click, f"Your approval counts: {votes} of {approval['minApprovals']} so far."
-        )
-
-
-async def _refusal(services: Services, approval_id: str, reviewer: str) -> str | None:
-    """Why ``reviewer`` may not decide now (checked again when the modal is submitted)."""
-    try:
-        approval = await service.fetch(services.engine, approval_id)
-    except ApiError as exc:
-        return exc.message
-    if approval["status"] != "pending":
-        return (
-            f"Nothing was decided: it was already {approval['status']} by {approval['resolvedBy']}."
-        )
-    reason = policy.refusal(
-        principal=reviewer,
-        requested_by=approval["requestedBy"],
-        allow_self_approval=approval["allowSelfApproval"],
-        reviewers=approval["reviewers"],
+    said = await interactions.decide(
+        services, click.approval_id, reviewer, "approve", digest=click.digest
     )
-    return f"Nothing was decided: {reason}" if reason else None
+    if said is not None:
+        await _ephemeral(services, click, said)
 
 
 async def _open_modal(services: Services, click: Click) -> None:
@@ -346,14 +282,13 @@ async def _open_modal(services: Services, click: Click) -> None:
 
 
 async def _submitted(services: Services, submission: Submission) -> Response[Any]:
-    reviewer = await reviewer_for(services.engine, submission.user)
-    problem = NOT_LINKED if reviewer is None else None
-    if reviewer is not None:
-        try:
-            values = {"decision": "reject", "comment": submission.reason}
-            await service.decide(services.log, submission.approval_id, reviewer, values)
-        except ApiError as exc:
-            problem = f"Nothing was decided: {exc.message}"
+    reviewer = await interactions.reviewer_for(services.engine, "slack", submission.user)
+    if reviewer is None:
+        problem: str | None = interactions.not_linked("slack", submission.user)
+    else:
+        problem = await interactions.decide(
+            services, submission.approval_id, reviewer, "reject", comment=submission.reason
+        )
     if problem is not None:
         errors = {"reason": clip(problem, MODAL_ERROR_LIMIT)}
         return Response({"response_action": "errors", "errors": errors}, status_code=200)

@@ -438,7 +438,7 @@ export interface paths {
         /** Every notification route */
         get: operations["listNotifications"];
         put?: never;
-        /** Announce matching approvals on Slack or by email */
+        /** Announce matching approvals on Slack, Discord, Teams or by email */
         post: operations["createNotification"];
         delete?: never;
         options?: never;
@@ -873,8 +873,8 @@ export interface components {
          */
         NotificationCreate: {
             /** @enum {unknown} */
-            channel: "email" | "slack";
-            /** @description a Slack channel id, an email address, or 'reviewers' */
+            channel: "discord" | "email" | "slack" | "teams";
+            /** @description a Slack or Discord channel id, a Teams conversation id, an email address, or 'reviewers' */
             target: string;
             /** @default null */
             agentId?: string | null;
