@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,20 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA synchronous={sqlite_synchronous().upper()}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    try:  # the figures' histogram buckets (rollup.bucket) need ln and ceil
+        cursor.execute("SELECT ln(2.0), ceil(1.5)")
+    except Exception:  # an SQLite built without its math functions: Python's, the same libm
+        dbapi_connection.create_function("ln", 1, _ln, deterministic=True)
+        dbapi_connection.create_function("ceil", 1, _ceil, deterministic=True)
     cursor.close()
+
+
+def _ln(value: float | None) -> float | None:
+    return None if value is None or value <= 0 else math.log(value)
+
+
+def _ceil(value: float | None) -> int | None:
+    return None if value is None else math.ceil(value)
 
 
 def make_async_engine(url: URL, pool_size: int = 10) -> AsyncEngine:

@@ -29,6 +29,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Float,
+    Integer,
     and_,
     case,
     cast,
@@ -75,12 +77,12 @@ def stored(value: str | None) -> str:
     return "" if value is None else "=" + value
 
 
-def bucket(millis: int) -> int:
-    """The histogram bucket of a duration in milliseconds: -1 for 0, else the ``k`` with
-    ``GAMMA ** (k - 1) < millis <= GAMMA ** k``."""
-    if millis <= 0:
-        return -1
-    return math.ceil(math.log(millis) / _LOG_GAMMA - 1e-9)
+def bucket(millis: ColumnElement[Any]) -> ColumnElement[int]:
+    """The histogram bucket of a duration in milliseconds, in SQL: -1 for 0, else the
+    ``k`` with ``GAMMA ** (k - 1) < millis <= GAMMA ** k`` (both databases' ``ln`` is the C
+    library's ``log``, so the fold and ``/v1/stats`` put a duration in one bucket)."""
+    k = func.ceil(func.ln(cast(millis, Float)) / _LOG_GAMMA - 1e-9)
+    return case((millis <= 0, -1), else_=cast(k, Integer))
 
 
 def estimate(k: int) -> float:
@@ -154,7 +156,7 @@ def _claim(dialect: Dialect) -> Any:
             c.status,
             ended_by(),
             auto_approved(),
-            case((decided_by_person(), millis(dialect)), else_=None),
+            case((decided_by_person(), bucket(millis(dialect))), else_=None),
         )
     )
 
@@ -183,11 +185,11 @@ async def fold(engine: AsyncEngine) -> int:
 async def _count(conn: AsyncConnection, dialect: str, claimed: Sequence[Any]) -> None:
     counts: Counter[tuple[Any, ...]] = Counter()
     times: Counter[tuple[Any, ...]] = Counter()
-    for created, tool, agent, status, by, auto, took in claimed:
+    for created, tool, agent, status, by, auto, k in claimed:
         day, reviewer = created[:10], stored(by)
         counts[(day, stored(tool), stored(agent), reviewer, status, bool(auto))] += 1
-        if took is not None:
-            k = bucket(int(took))
+        if k is not None:
+            k = int(k)
             for dimension, value in (("", ""), ("tool", stored(tool)), ("agent", stored(agent))):
                 times[(day, dimension, value, k)] += 1
             times[(day, "reviewer", reviewer, k)] += 1

@@ -225,21 +225,21 @@ def _counted(key: Any, status: Any, auto: Any, n: Any) -> Any:
 
 
 def _histogram(query: Query, dialect: Dialect) -> Any:
-    """The rollup's histogram rows of the window (``bucket``, ``n``) and the times of the
-    decisions it does not hold (``millis``), per group, in one statement. The rollup keeps
+    """The histogram of the window per group (``bucket``, ``n``): the rollup's rows and the
+    decisions it does not hold yet, bucketed in the database, in one statement. The rollup keeps
     one dimension at a time, so a filtered query reads its times from the approvals."""
     spans, days = _plan(query)
     if query.agent or query.tool:
         spans, days = [_Span(query.since, query.until)], None
-    parts: list[Any] = [
-        sql_select(
-            _key(query.group_by).label("key"),
-            cast(null(), BigInteger).label("bucket"),
-            literal(1, BigInteger).label("n"),
-            rollup.millis(dialect).label("millis"),
-        ).where(*_where(query, span), rollup.decided_by_person())
-        for span in spans
-    ]
+    parts: list[Any] = []
+    for span in spans:
+        grouped = _key(query.group_by)
+        k = rollup.bucket(rollup.millis(dialect))
+        parts.append(
+            sql_select(grouped.label("key"), k.label("bucket"), func.count().label("n"))
+            .where(*_where(query, span), rollup.decided_by_person())
+            .group_by(grouped, k)
+        )
     if days is not None:
         folded = rollup.times_table
         by = query.group_by
@@ -253,7 +253,6 @@ def _histogram(query: Query, dialect: Dialect) -> Any:
                 key.label("key"),
                 cast(folded.c.bucket, BigInteger).label("bucket"),
                 func.sum(folded.c.n).label("n"),
-                cast(null(), BigInteger).label("millis"),
             )
             .where(folded.c.day >= days[0], folded.c.day < days[1])
             .where(folded.c.dimension == dimension)
@@ -323,8 +322,8 @@ async def compute(engine: AsyncEngine, query: Query, exact_limit: int = EXACT_LI
         if overall.total > exact_limit:
             histograms: dict[str | None, Counter[int]] = {}
             everything: Counter[int] = Counter()
-            for key, k, n, millis in await conn.execute(_histogram(query, dialect)):
-                k = rollup.bucket(int(millis)) if k is None else int(k)
+            for key, k, n in await conn.execute(_histogram(query, dialect)):
+                k = int(k)
                 histograms.setdefault(key if query.group_by else None, Counter())[k] += int(n)
                 everything[k] += int(n)
             _read(overall, everything)
